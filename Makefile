@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine: `make run` (the whole pipeline) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# Every recipe sees the venv's python, snakemake and dvc first on PATH: the pipeline's command
+# lines say `python ...`, and both engines must find the same interpreter.
+export PATH := $(BIN):$(PATH)
+STAMP := $(VENV)/.installed
+
+.PHONY: setup data-source run dvc-repro test lint format clean
+
+setup: $(STAMP)
+
+# Rebuilt when the pins or the package metadata change.
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
+		{ echo "error: Python 3.11 is required (torch/tensorflow pins); set PYTHON=python3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# Offline fallback for the download step: Debian's package ships the real Fashion-MNIST files.
+data-source:
+	@tools/ensure-offline-data.sh
+
+run: setup data-source
+	snakemake --cores 4 --resources gpu=1
+
+dvc-repro: setup data-source
+	dvc repro
+
+test: setup
+	python -m pytest
+
+lint: setup
+	ruff check .
+	ruff format --check .
+	snakefmt --check Snakefile workflow/rules
+	snakemake --lint
+
+format: setup
+	ruff format .
+	ruff check --fix .
+	snakefmt Snakefile workflow/rules
+
+clean:
+	rm -rf .snakemake logs

@@ -1,0 +1,40 @@
+# Data steps: verified download, then one normalized cache shared by every training job.
+# `params:` lists exactly the keys a step reads, so Snakemake reruns it when they change,
+# like the `params:` of the DVC stage of the same name.
+
+
+rule download:
+    input:
+        script="workflow/scripts/download.py",
+        code="src/lenet_compare/download.py",
+    output:
+        raw=RAW,
+        provenance="reports/data/provenance.json",
+    log:
+        "logs/download.log",
+    params:
+        raw_dir=raw_dir,
+        sources=config["data"]["sources"],
+    shell:
+        "python {input.script} --out-dir {params.raw_dir} --provenance {output.provenance} --log {log}"
+
+
+rule prepare:
+    input:
+        raw=RAW,
+        script="workflow/scripts/prepare.py",
+        code=["src/lenet_compare/dataset.py", "src/lenet_compare/idx.py"],
+    output:
+        cache=PREPARED,
+        summary="reports/data/prepared.json",
+    log:
+        "logs/prepare.log",
+    params:
+        raw_dir=raw_dir,
+        val_size=config["data"]["val_size"],
+        split_seed=config["data"]["split_seed"],
+        limit_train=config["data"]["limit_train"],
+        limit_test=config["data"]["limit_test"],
+        normalize=config["data"]["normalize"],
+    shell:
+        "python {input.script} --raw-dir {params.raw_dir} --out {output.cache} --summary {output.summary} --log {log}"
