@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,7 @@ def read_split(raw_dir: Path, prefix: str) -> tuple[np.ndarray, np.ndarray, dict
     images, labels = parsed
     if len(images) != len(labels):
         raise PipelineError(
-            f"{raw_dir}/{prefix}-*: {len(images)} images but {len(labels)} labels; "
-            "the files do not belong together"
+            f"{raw_dir}/{prefix}-*: {len(images)} images but {len(labels)} labels; the files do not belong together"
         )
     return images, labels, checksums
 
@@ -80,9 +80,7 @@ def prepare(raw_dir: str | Path, data_params: dict) -> tuple[dict[str, np.ndarra
             f"data.limit_train = {pool} / data.limit_test = {n_test} exceed the "
             f"{len(train_images)} / {len(test_images)} images in {raw_dir}"
         )
-    train_idx, val_idx = stratified_split(
-        train_labels[:pool], data_params["val_size"], data_params["split_seed"]
-    )
+    train_idx, val_idx = stratified_split(train_labels[:pool], data_params["val_size"], data_params["split_seed"])
 
     def unit(images: np.ndarray) -> np.ndarray:
         return images.astype(np.float32) / np.float32(255)
@@ -116,8 +114,7 @@ def prepare(raw_dir: str | Path, data_params: dict) -> tuple[dict[str, np.ndarra
         "payload_sha256": {**sums_train, **sums_test},
         "sizes": {name: len(arrays[name]) for name in ("y_train", "y_val", "y_test")},
         "class_counts": {
-            name: np.bincount(arrays[name], minlength=N_CLASSES).tolist()
-            for name in ("y_train", "y_val", "y_test")
+            name: np.bincount(arrays[name], minlength=N_CLASSES).tolist() for name in ("y_train", "y_val", "y_test")
         },
     }
     return arrays, meta
@@ -135,7 +132,7 @@ def load_prepared(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files if name != "meta"}
             meta = json.loads(str(npz["meta"]))
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise PipelineError(f"{path} is missing or not a prepared cache ({e}); rerun the prepare step") from e
     missing = [name for name in ARRAYS if name not in arrays]
     if missing:

@@ -16,16 +16,17 @@ from .errors import PipelineError
 UBYTE = 0x08
 IMAGE_SHAPE = (28, 28)
 N_CLASSES = 10
+# What gzip raises for a truncated or corrupt stream.
+GZIP_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def gunzip(blob: bytes, name: str) -> bytes:
     """Decompress a .gz payload; a truncated or corrupt file is a PipelineError naming it."""
     try:
         return gzip.decompress(blob)
-    except (OSError, EOFError, zlib.error) as e:
+    except GZIP_ERRORS as e:
         raise PipelineError(
-            f"{name}: not a valid gzip file ({e}); the download is truncated or corrupt, "
-            "delete it and fetch it again"
+            f"{name}: not a valid gzip file ({e}); the download is truncated or corrupt, delete it and fetch it again"
         ) from e
 
 
@@ -64,7 +65,6 @@ def parse_labels(payload: bytes, name: str) -> np.ndarray:
     if labels.size and labels.max() >= N_CLASSES:
         bad = np.flatnonzero(labels >= N_CLASSES)
         raise PipelineError(
-            f"{name}: {bad.size} label(s) outside 0-{N_CLASSES - 1}, first at index {bad[0]} "
-            f"(value {labels[bad[0]]})"
+            f"{name}: {bad.size} label(s) outside 0-{N_CLASSES - 1}, first at index {bad[0]} (value {labels[bad[0]]})"
         )
     return labels.astype(np.int64)

@@ -1,0 +1,116 @@
+"""Fixtures shared by the tests.
+
+Pipeline tests run in a temporary copy of the repository (its tracked files plus this
+checkout's venv on PATH), with a tiny params.yaml, so the committed reports/ stay intact.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+VENV_BIN = Path(sys.executable).parent
+
+
+def default_params() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def tiny_params(**overrides) -> dict:
+    """Defaults shrunk for a quick real run: 5,000 train (1,000 of them val), 2,000 test, 2 epochs.
+
+    Overrides use dotted keys: tiny_params(**{"train.epochs": 1}).
+    """
+    params = default_params()
+    params["data"]["sources"] = [str(DEBIAN_DIR)]
+    params["data"].update(limit_train=5000, val_size=1000, limit_test=2000)
+    params["train"]["epochs"] = 2
+    params["seeds"] = [0]
+    for dotted, value in overrides.items():
+        node = params
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = copy.deepcopy(value)
+    return params
+
+
+def write_params(path: Path, params: dict) -> None:
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def env_with_venv() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
+    """Run a command with the venv first on PATH; on failure show its output."""
+    result = subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=env_with_venv(),
+        shell=isinstance(cmd, str),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{cmd} failed with exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        )
+    return result
+
+
+def copy_repo(dest: Path) -> Path:
+    """Copy the tracked (and untracked, not ignored) files of the checkout into a new git repo."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    for rel in filter(None, listed.split("\0")):
+        src = REPO / rel
+        if src.is_file():
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], dest)
+    return dest
+
+
+@pytest.fixture
+def workspace(tmp_path: Path):
+    """A fresh copy of the repo with tiny params; returns (path, write_params_fn)."""
+    if not DEBIAN_DIR.is_dir():
+        pytest.skip(f"{DEBIAN_DIR} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
+    ws = copy_repo(tmp_path / "repo")
+    write_params(ws / "params.yaml", tiny_params())
+    return ws
+
+
+@pytest.fixture(scope="session")
+def small_cache(tmp_path_factory) -> Path:
+    """A real prepared cache from the Debian files: 4,000 train, 1,000 val, 2,000 test images."""
+    if not DEBIAN_DIR.is_dir():
+        pytest.skip(f"{DEBIAN_DIR} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
+    from lenet_compare.dataset import prepare, save_prepared
+
+    out = tmp_path_factory.mktemp("cache") / "fashion_mnist.npz"
+    arrays, meta = prepare(DEBIAN_DIR, tiny_params()["data"])
+    save_prepared(out, arrays, meta)
+    return out
