@@ -1,0 +1,34 @@
+"""One DAG, two engines: Snakemake and DVC would run exactly the same command lines."""
+
+import re
+
+import pytest
+from conftest import default_params, run, write_params
+
+SNAKEMAKE_SHELL = re.compile(r"^Shell command: (?!None$)(.+)$", re.MULTILINE)
+DVC_STAGE = re.compile(r"^Running stage '([^']+)':\n> (.+)$", re.MULTILINE)
+
+
+def snakemake_commands(cwd):
+    out = run(["snakemake", "--cores", "1", "--dry-run", "--printshellcmds", "--forceall"], cwd).stdout
+    return sorted(SNAKEMAKE_SHELL.findall(out))
+
+
+def dvc_commands(cwd):
+    out = run(["dvc", "repro", "--dry", "--force"], cwd).stdout
+    return sorted(cmd for _stage, cmd in DVC_STAGE.findall(out))
+
+
+@pytest.mark.parametrize("params", ["default", "tiny"])
+def test_both_engines_run_the_same_command_lines(params, workspace):
+    if params == "default":  # all frameworks x all default seeds
+        write_params(workspace / "params.yaml", default_params())
+    snakemake, dvc = snakemake_commands(workspace), dvc_commands(workspace)
+    assert snakemake, "Snakemake planned no shell command"
+    assert len(set(snakemake)) == len(snakemake), "a command line would run twice"
+    assert snakemake == dvc
+
+
+def test_every_step_is_a_script_command_line(workspace):
+    for cmd in dvc_commands(workspace):
+        assert re.fullmatch(r"python workflow/scripts/\w+\.py( --[\w-]+ \S+)*", cmd), cmd
