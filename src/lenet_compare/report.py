@@ -1,0 +1,521 @@
+"""The comparison report: read every run's files, compute the statistics, draw, render, write.
+
+Inputs (DESIGN.md): reports/runs/{framework}/seed{seed}/{metrics.json,history.csv,run.json},
+data/predictions/{framework}/seed{seed}.npz and the prepared cache (test labels and images).
+Outputs: report.md and report.html from one jinja2 template (templates/report.md.j2; the HTML
+is that Markdown rendered by markdown-it with raw HTML disabled, images as data: URIs, inside
+templates/page.html.j2), the figures, reports/metrics.json for `dvc metrics diff`, and one
+(actual, predicted) CSV per framework for DVC's confusion template.
+
+Framework-free: reads files only, never imports torch or tensorflow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from . import figures, stats
+from .atomic import write_json, write_text
+from .classification import classification_metrics
+from .dataset import load_prepared
+from .errors import PipelineError
+from .render import data_uri, environment, image_link, markdown_to_html
+from .report_files import FIGURES, FRAMEWORK_NAMES, confusion_csv
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds")
+# Differences are always the second minus the first: TensorFlow minus PyTorch.
+PAIR = ("torch", "tensorflow")
+
+# The article's published numbers, one run each. Its PyTorch code printed 100 * correct // total,
+# so "89" means an accuracy in [89, 90): kept as an interval, never as the number 89.
+ARTICLE = {
+    "torch": {"shown": "89 %", "low": 89.0, "high": 90.0, "how": "`100 * correct // total`, integer-truncated"},
+    "tensorflow": {"shown": "91.34 %", "low": 91.34, "high": 91.34, "how": "two decimals"},
+}
+REPORT_LIBRARIES = ("numpy", "scipy", "statsmodels", "pandas", "matplotlib", "seaborn", "jinja2", "markdown-it-py")
+
+
+@dataclass
+class Run:
+    framework: str
+    seed: int
+    metrics: dict
+    run: dict
+    history: pd.DataFrame
+    y_pred: np.ndarray
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+@dataclass
+class Inputs:
+    params: dict
+    frameworks: list[str]
+    seeds: list[int]
+    runs: dict[tuple[str, int], Run]
+    y_test: np.ndarray
+    images: np.ndarray  # raw test pixels 0..255, for the disagreement grid
+    class_names: list[str]
+    cache_meta: dict
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading and checking the inputs
+
+
+def run_files(runs_dir: Path, predictions_dir: Path, framework: str, seed: int) -> dict[str, Path]:
+    folder = Path(runs_dir) / framework / f"seed{seed}"
+    return {
+        "metrics": folder / "metrics.json",
+        "history": folder / "history.csv",
+        "run": folder / "run.json",
+        "predictions": Path(predictions_dir) / framework / f"seed{seed}.npz",
+    }
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"{path} is not readable JSON ({e}); rerun the step that writes it") from e
+    if not isinstance(obj, dict):
+        raise PipelineError(f"{path} must hold a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _read_history(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise PipelineError(f"{path} is not a readable CSV ({e}); rerun the train step") from e
+    missing = [c for c in HISTORY_COLUMNS if c not in df.columns]
+    if missing:
+        raise PipelineError(f"{path} lacks the column(s) {', '.join(missing)}")
+    if df.empty:
+        raise PipelineError(f"{path} has no epochs")
+    for column in ("train_accuracy", "val_accuracy"):
+        if not df[column].between(0, 1).all():
+            raise PipelineError(f"{path}: {column} must be a fraction between 0 and 1")
+    return df
+
+
+def _read_predictions(path: Path, n_test: int) -> np.ndarray:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            y_pred = npz["y_pred"]
+    except (OSError, ValueError, KeyError) as e:
+        raise PipelineError(f"{path} is not a predictions file with y_pred ({e}); rerun the evaluate step") from e
+    if y_pred.shape != (n_test,) or not np.issubdtype(y_pred.dtype, np.integer):
+        raise PipelineError(
+            f"{path}: y_pred has shape {y_pred.shape} and dtype {y_pred.dtype}, expected ({n_test},) "
+            "integers, one per test image of the prepared cache; rerun the evaluate step"
+        )
+    return y_pred.astype(np.int64)
+
+
+def _check_consistent(r: Run, y_test: np.ndarray, class_names: list[str]) -> None:
+    """The metrics file and the predictions must describe the same run of the same test set."""
+    where = r.files["metrics"]
+    for key in ("test_accuracy", "test_loss"):
+        if not isinstance(r.metrics.get(key), int | float):
+            raise PipelineError(f"{where} lacks a number under {key!r}")
+    n = len(y_test)
+    if "n_test" in r.metrics and r.metrics["n_test"] != n:
+        raise PipelineError(
+            f"{where} says n_test = {r.metrics['n_test']} but the prepared cache holds {n} test images; "
+            "the run is stale, rerun it"
+        )
+    correct = int(np.sum(r.y_pred == y_test))
+    if round(r.metrics["test_accuracy"] * n) != correct:
+        raise PipelineError(
+            f"{where} says test_accuracy = {r.metrics['test_accuracy']} but {r.files['predictions']} "
+            f"has {correct} of {n} right ({correct / n}); the two files come from different runs"
+        )
+    cm = r.metrics.get("confusion_matrix")
+    if cm is not None and cm != classification_metrics(y_test, r.y_pred, class_names)["confusion_matrix"]:
+        raise PipelineError(f"{where}: confusion_matrix does not match {r.files['predictions']}")
+
+
+def load_inputs(params: dict, runs_dir: Path, predictions_dir: Path, cache: Path) -> Inputs:
+    """Read every input; one PipelineError lists all missing files at once."""
+    frameworks, seeds = list(params["frameworks"]), list(params["seeds"])
+    files = {(f, s): run_files(runs_dir, predictions_dir, f, s) for f in frameworks for s in seeds}
+    missing = [str(p) for paths in files.values() for p in paths.values() if not p.is_file()]
+    if not Path(cache).is_file():
+        missing.append(str(cache))
+    if missing:
+        listing = "\n".join(f"  - {m}" for m in missing)
+        raise PipelineError(
+            f"the report needs {len(missing)} file(s) that do not exist (run the train and evaluate "
+            f"steps for every framework and seed in params.yaml first):\n{listing}"
+        )
+    arrays, meta = load_prepared(cache)
+    y_test = arrays["y_test"].astype(np.int64)
+    class_names = list(meta["class_names"])
+    norm = meta.get("normalization", {"mean": 0.0, "std": 1.0})
+    images = np.clip((arrays["x_test"] * norm["std"] + norm["mean"]) * 255, 0, 255)
+    runs = {}
+    for (f, s), paths in files.items():
+        r = Run(
+            framework=f,
+            seed=s,
+            metrics=_read_json(paths["metrics"]),
+            run=_read_json(paths["run"]),
+            history=_read_history(paths["history"]),
+            y_pred=_read_predictions(paths["predictions"], len(y_test)),
+            files=paths,
+        )
+        _check_consistent(r, y_test, class_names)
+        for key in ("init", "order"):
+            recorded, expected = r.run.get(key), params["train"][key]
+            if recorded in ("shared", "native") and recorded != expected:
+                raise PipelineError(
+                    f"{paths['run']} was trained with train.{key} = {recorded} but params.yaml says "
+                    f"{expected}; the run is stale, rerun it"
+                )
+        runs[(f, s)] = r
+    return Inputs(params, frameworks, seeds, runs, y_test, images, class_names, meta)
+
+
+# ----------------------------------------------------------------------------------------------
+# The numbers
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _mean_std(values: list) -> tuple[float | None, float | None]:
+    x = [v for v in (_number(v) for v in values) if v is not None]
+    if not x:
+        return None, None
+    return float(np.mean(x)), (float(np.std(x, ddof=1)) if len(x) > 1 else None)
+
+
+def _distinct(values):
+    """The one value all runs share (kept as it is), or the distinct values joined by commas."""
+    distinct = list(dict.fromkeys(v for v in values if v is not None))
+    if len(distinct) == 1:
+        return distinct[0]
+    return ", ".join(map(str, distinct)) or None
+
+
+def device_text(run: dict) -> str:
+    device, name = run.get("device"), run.get("device_name")
+    if device and name and str(name).lower() != str(device).lower():
+        return f"{device} ({name})"
+    return str(device or name or "n/a")
+
+
+TIMING_FIELDS = {
+    # column: (where, key)
+    "train_seconds": ("run", "train_seconds"),
+    "seconds_per_epoch": ("run", "seconds_per_epoch"),
+    "images_per_second": ("run", "images_per_second"),
+    "inference_images_per_second": ("metrics", "inference_images_per_second"),
+    "latency_ms_single_image": ("metrics", "latency_ms_single_image"),
+    "peak_rss_mb": ("run", "peak_rss_mb"),
+    "peak_gpu_memory_mb": ("run", "peak_gpu_memory_mb"),
+}
+
+
+def runs_table(inp: Inputs) -> pd.DataFrame:
+    """One row per (framework, seed) with every per-run number the report uses."""
+    rows = []
+    for (f, s), r in inp.runs.items():
+        row = {
+            "framework": f,
+            "seed": s,
+            "test_accuracy": float(r.metrics["test_accuracy"]),
+            "test_loss": float(r.metrics["test_loss"]),
+            "device_text": device_text(r.run),
+        }
+        for column, (where, key) in TIMING_FIELDS.items():
+            row[column] = _number((r.run if where == "run" else r.metrics).get(key))
+        if row["train_seconds"] is None:  # metrics.json carries it too (DESIGN.md)
+            row["train_seconds"] = _number(r.metrics.get("train_seconds"))
+        if row["seconds_per_epoch"] is None:
+            row["seconds_per_epoch"] = float(r.history["epoch_seconds"].mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def analyze(inp: Inputs) -> dict:
+    """Every number of the report, as plain data (also what the template sees)."""
+    table = runs_table(inp)
+    acc = {f: {s: inp.runs[(f, s)].metrics["test_accuracy"] for s in inp.seeds} for f in inp.frameworks}
+    per_run = {key: classification_metrics(inp.y_test, r.y_pred, inp.class_names) for key, r in inp.runs.items()}
+    frameworks = {}
+    for f in inp.frameworks:
+        rows = table[table["framework"] == f]
+        timing = {}
+        for column in TIMING_FIELDS:
+            mean, std = _mean_std(rows[column].tolist())
+            timing[column] = {"mean": mean, "std": std}
+        runs_f = [inp.runs[(f, s)].run for s in inp.seeds]
+        frameworks[f] = {
+            "name": FRAMEWORK_NAMES.get(f, f),
+            "accuracy": stats.summarize([acc[f][s] for s in inp.seeds]),
+            "per_seed": {s: acc[f][s] for s in inp.seeds},
+            "test_loss_mean": float(rows["test_loss"].mean()),
+            "test_loss_per_seed": {s: inp.runs[(f, s)].metrics["test_loss"] for s in inp.seeds},
+            "macro_f1_mean": float(np.mean([per_run[(f, s)]["macro_f1"] for s in inp.seeds])),
+            "timing": timing,
+            "device": _distinct(device_text(r) for r in runs_f),
+            "environment": {
+                key: _distinct(r.get(key) for r in runs_f)
+                for key in (
+                    "framework_version",
+                    "python_version",
+                    "numpy_version",
+                    "device",
+                    "device_name",
+                    "n_parameters",
+                    "deterministic",
+                    "tf32",
+                    "epochs",
+                    "batch_size",
+                    "n_train",
+                )
+            },
+            "n_parameters": _distinct(r.get("n_parameters") for r in runs_f),
+        }
+    result = {
+        "frameworks": frameworks,
+        "seeds": inp.seeds,
+        "n_test": len(inp.y_test),
+        "class_names": inp.class_names,
+        "per_run": per_run,
+        "table": table,
+        "pair": None,
+    }
+    if all(f in inp.frameworks for f in PAIR):
+        a, b = PAIR
+        paired = stats.paired_tests(acc[a], acc[b])
+        mcn = {s: stats.mcnemar_test(inp.y_test, inp.runs[(a, s)].y_pred, inp.runs[(b, s)].y_pred) for s in inp.seeds}
+        pvals = [m["pvalue"] for m in mcn.values() if m["pvalue"] is not None]
+        result["pair"] = {
+            "a": a,
+            "b": b,
+            "paired": paired,
+            "mcnemar": mcn,
+            "mcnemar_significant": sum(p < stats.ALPHA for p in pvals),
+            "mcnemar_pvalue_min": min(pvals) if pvals else None,
+            "mcnemar_pvalue_max": max(pvals) if pvals else None,
+            "agreement_mean": float(np.mean([m["agreement"] for m in mcn.values()])),
+            "verdict": stats.verdict(paired, mcn, FRAMEWORK_NAMES[a], FRAMEWORK_NAMES[b]),
+            "article_gap": article_gap(),
+        }
+        sentence = article_comparison(result["pair"]["article_gap"], paired)
+        if sentence:
+            result["pair"]["verdict"].append(sentence)
+    return result
+
+
+def article_gap() -> dict:
+    """The article's TensorFlow-minus-PyTorch gap in points, as the interval its numbers allow."""
+    tf, pt = ARTICLE["tensorflow"], ARTICLE["torch"]
+    # PyTorch in [low, high): the gap is in (tf - high, tf - low].
+    return {"low": tf["low"] - pt["high"], "high": tf["high"] - pt["low"], "open_low": pt["high"] > pt["low"]}
+
+
+def article_comparison(gap: dict, paired: dict) -> str | None:
+    """Where the article's gap falls relative to this run's confidence interval of the difference."""
+    if paired["ci_low"] is None:
+        return None
+    low, high = stats.pp(paired["ci_low"]), stats.pp(paired["ci_high"])
+    published = f"The article's gap ({gap['low']:.2f} to {gap['high']:.2f} points, TensorFlow ahead)"
+    if gap["low"] >= high:
+        return f"{published} lies above this run's 95 % CI ({low:+.2f} to {high:+.2f}): this run does not reproduce it."
+    if gap["high"] < low:
+        return f"{published} lies below this run's 95 % CI ({low:+.2f} to {high:+.2f})."
+    return f"{published} overlaps this run's 95 % CI ({low:+.2f} to {high:+.2f})."
+
+
+def keras_eps_steps(beta2: float, tolerance: float = 0.01) -> int:
+    """Steps after which Keras's eps / sqrt(1 - beta2^t) is within ``tolerance`` of eps."""
+    if beta2 <= 0:
+        return 1
+    return max(1, math.ceil(math.log(1 - 1 / (1 + tolerance) ** 2) / math.log(beta2)))
+
+
+def summary_metrics(analysis: dict) -> dict:
+    """reports/metrics.json: the summary `dvc metrics diff` shows (accuracies as fractions)."""
+    out: dict = {"n_seeds": len(analysis["seeds"]), "n_test": analysis["n_test"]}
+    for f, fw in analysis["frameworks"].items():
+        acc, timing = fw["accuracy"], fw["timing"]
+        out[f] = {
+            "accuracy_mean": acc["mean"],
+            "accuracy_std": acc["std"],
+            "accuracy_ci95_low": acc["ci_low"],
+            "accuracy_ci95_high": acc["ci_high"],
+            "accuracy_min": acc["min"],
+            "accuracy_max": acc["max"],
+            "test_loss_mean": fw["test_loss_mean"],
+            "macro_f1_mean": fw["macro_f1_mean"],
+            "train_seconds_mean": timing["train_seconds"]["mean"],
+            "seconds_per_epoch_mean": timing["seconds_per_epoch"]["mean"],
+            "images_per_second_mean": timing["images_per_second"]["mean"],
+            "inference_images_per_second_mean": timing["inference_images_per_second"]["mean"],
+        }
+    pair = analysis["pair"]
+    if pair:
+        p = pair["paired"]
+        out[f"{pair['b']}_minus_{pair['a']}"] = {
+            "accuracy_mean": p["mean_difference"],
+            "accuracy_ci95_low": p["ci_low"],
+            "accuracy_ci95_high": p["ci_high"],
+            "t_pvalue": p["t_pvalue"],
+            "wilcoxon_pvalue": p["wilcoxon_pvalue"],
+            "mcnemar_significant_seeds": pair["mcnemar_significant"],
+            "mcnemar_pvalue_min": pair["mcnemar_pvalue_min"],
+            "mcnemar_pvalue_max": pair["mcnemar_pvalue_max"],
+            "agreement_mean": pair["agreement_mean"],
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+
+
+def protocol_text(train: dict) -> str:
+    return f"train.init = {train['init']}, train.order = {train['order']}"
+
+
+def make_figures(inp: Inputs, analysis: dict, figures_dir: Path) -> dict[str, Path]:
+    figures_dir = Path(figures_dir)
+    paths = {name: figures_dir / f"{name}.png" for name in FIGURES}
+    history = pd.concat([r.history.assign(framework=f, seed=s) for (f, s), r in inp.runs.items()], ignore_index=True)
+    table = analysis["table"]
+    figures.learning_curves(history, paths["learning_curves"])
+    article = {f: (ARTICLE[f]["low"], ARTICLE[f]["high"]) for f in inp.frameworks if f in ARTICLE}
+    figures.accuracy_per_seed(
+        table, {f: fw["accuracy"] for f, fw in analysis["frameworks"].items()}, paths["accuracy_per_seed"], article
+    )
+    per_run = analysis["per_run"]
+    cms = {f: np.sum([per_run[(f, s)]["confusion_matrix"] for s in inp.seeds], axis=0) for f in inp.frameworks}
+    figures.confusion_matrices(cms, inp.class_names, paths["confusion_matrices"])
+    per_class = pd.DataFrame(
+        [
+            {"framework": f, "seed": s, "class_name": name, "recall": m["per_class"]["recall"][k]}
+            for (f, s), m in per_run.items()
+            for k, name in enumerate(inp.class_names)
+        ]
+    )
+    figures.per_class_accuracy(per_class, inp.class_names, paths["per_class_accuracy"])
+    figures.timing(table, paths["timing"])
+    pair = analysis["pair"]
+    if pair:
+        a, b, seed = pair["a"], pair["b"], inp.seeds[0]
+        preds = {a: inp.runs[(a, seed)].y_pred, b: inp.runs[(b, seed)].y_pred}
+        figures.disagreements(
+            inp.images, inp.y_test, preds, inp.class_names, paths["disagreements"], title=f"Seed {seed}"
+        )
+        figures.drift(history, a, b, paths["drift"], protocol_text(inp.params["train"]))
+    else:
+        why = "Needs both frameworks (params.yaml frameworks lists only " + ", ".join(inp.frameworks) + ")."
+        figures.placeholder(paths["disagreements"], why)
+        figures.placeholder(paths["drift"], why)
+    return paths
+
+
+def write_confusion_csvs(inp: Inputs, plots_dir: Path) -> list[Path]:
+    """(actual, predicted) class names per test image of the first seed, for DVC's confusion plot."""
+    written = []
+    seed = inp.seeds[0]
+    for f in inp.frameworks:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["actual", "predicted"])
+        names = inp.class_names
+        w.writerows((names[t], names[p]) for t, p in zip(inp.y_test, inp.runs[(f, seed)].y_pred, strict=True))
+        path = Path(confusion_csv(f, str(plots_dir)))
+        write_text(path, buf.getvalue())
+        written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in REPORT_LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def render_markdown(inp: Inputs, analysis: dict, figure_src: dict[str, str]) -> str:
+    train = inp.params["train"]
+    shown_params = {key: inp.params[key] for key in ("frameworks", "seeds", "model", "train") if key in inp.params}
+    shown_params["data"] = {
+        k: v for k, v in inp.params["data"].items() if k not in ("sources", "download_timeout", "download_retries")
+    }
+    context = {
+        "a": analysis,
+        "fw": analysis["frameworks"],
+        "pair": analysis["pair"],
+        "seeds": inp.seeds,
+        "frameworks": inp.frameworks,
+        "params": inp.params,
+        "train": train,
+        "model": inp.params["model"],
+        "article": ARTICLE,
+        "alpha": stats.ALPHA,
+        "cache": inp.cache_meta,
+        "figure": {name: image_link(name, src) for name, src in figure_src.items()},
+        "params_yaml": yaml.safe_dump(shown_params, sort_keys=False),
+        "libraries": library_versions(),
+        "eps_steps": f"{keras_eps_steps(train['betas'][1]):,}",
+    }
+    return environment().get_template("report.md.j2").render(context)
+
+
+TITLE = "TensorFlow vs PyTorch: LeNet-5 on Fashion-MNIST, a controlled comparison"
+
+
+def build(
+    params: dict,
+    runs_dir: Path,
+    predictions_dir: Path,
+    cache: Path,
+    out_md: Path,
+    out_html: Path,
+    out_metrics: Path,
+    figures_dir: Path,
+    plots_dir: Path,
+) -> dict:
+    """Run the whole report step; returns the summary written to ``out_metrics``."""
+    inp = load_inputs(params, Path(runs_dir), Path(predictions_dir), Path(cache))
+    analysis = analyze(inp)
+    paths = make_figures(inp, analysis, Path(figures_dir))
+    write_confusion_csvs(inp, Path(plots_dir))
+    # The .md links figures relative to its own folder (reports/report.md -> figures/x.png).
+    rel = os.path.relpath(Path(figures_dir), Path(out_md).parent)
+    md_src = {name: f"{Path(rel).as_posix()}/{path.name}" for name, path in paths.items()}
+    write_text(out_md, render_markdown(inp, analysis, md_src))
+    html_md = render_markdown(inp, analysis, {name: data_uri(path) for name, path in paths.items()})
+    write_text(out_html, markdown_to_html(html_md, TITLE))
+    summary = summary_metrics(analysis)
+    write_json(out_metrics, summary)
+    for line in (analysis["pair"] or {}).get("verdict", []):
+        log.info("%s", line)
+    return summary

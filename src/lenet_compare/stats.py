@@ -1,0 +1,269 @@
+"""The statistics of the comparison: spread over seeds, paired tests by seed, McNemar per seed.
+
+Every test comes from scipy or statsmodels; this module only arranges inputs, catches the cases
+where a test is undefined (too few seeds, no differences at all) and says why in words, and turns
+the numbers into a verdict. Nothing here is written by hand that a library already provides.
+
+Accuracies are fractions (0..1) throughout; ``verdict`` speaks in percentage points.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy import stats as sps
+from statsmodels.stats.contingency_tables import mcnemar
+
+ALPHA = 0.05
+CONFIDENCE = 0.95
+
+# Accuracies are correct / total; their differences carry floating-point noise around 1e-17.
+# Rounding to 12 decimals makes equal differences tie (Wilcoxon ranks) and a constant set of
+# differences have exactly zero variance, without touching anything a test set can resolve.
+_DECIMALS = 12
+
+
+def _clean(values) -> np.ndarray:
+    return np.round(np.asarray(values, dtype=np.float64), _DECIMALS)
+
+
+def _num(x) -> float | None:
+    """A finite float, or None (JSON null) for nan / inf."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
+    """n, mean, std (ddof=1), t-based confidence interval of the mean, min and max."""
+    x = np.asarray(values, dtype=np.float64)
+    n = int(x.size)
+    out = {"n": n, "mean": None, "std": None, "ci_low": None, "ci_high": None, "min": None, "max": None}
+    out["note"] = None
+    if n == 0:
+        out["note"] = "no runs"
+        return out
+    out.update(mean=float(np.mean(x)), min=float(np.min(x)), max=float(np.max(x)))
+    if n < 2:
+        out["note"] = "one run: no standard deviation or confidence interval"
+        return out
+    out["std"] = float(np.std(x, ddof=1))
+    if np.ptp(_clean(x)) == 0:
+        # Every run gave the same accuracy: the interval collapses to the value itself.
+        out.update(ci_low=out["mean"], ci_high=out["mean"], std=0.0)
+        out["note"] = f"all {n} runs gave the same value"
+        return out
+    ci = sps.ttest_1samp(x, popmean=0.0).confidence_interval(confidence)
+    out.update(ci_low=_num(ci.low), ci_high=_num(ci.high))
+    return out
+
+
+def wilcoxon_smallest_p(n: int) -> float | None:
+    """The smallest two-sided p-value an exact Wilcoxon signed-rank test can give with n pairs.
+
+    With few seeds this is above alpha (n = 5: 0.0625), so the test cannot reject on its own;
+    the report says so instead of letting a large p-value read as evidence of no difference.
+    """
+    if n < 1:
+        return None
+    return float(sps.wilcoxon(np.arange(1, n + 1, dtype=np.float64), method="exact").pvalue)
+
+
+def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: float = CONFIDENCE) -> dict:
+    """Paired by seed: the differences b - a, a paired t-test and a Wilcoxon signed-rank test.
+
+    Only seeds present in both are paired. A test that is undefined returns null statistics and a
+    ``*_note`` saying why (fewer than two pairs, all differences zero, or all equal).
+    """
+    seeds = sorted(set(a) & set(b))
+    xa = np.array([a[s] for s in seeds], dtype=np.float64)
+    xb = np.array([b[s] for s in seeds], dtype=np.float64)
+    d = _clean(xb - xa)
+    n = len(seeds)
+    out: dict = {
+        "seeds": seeds,
+        "differences": d.tolist(),
+        "n_pairs": n,
+        "mean_difference": float(np.mean(d)) if n else None,
+        "std_difference": float(np.std(d, ddof=1)) if n >= 2 else None,
+        "ci_low": None,
+        "ci_high": None,
+        "t_statistic": None,
+        "t_df": None,
+        "t_pvalue": None,
+        "t_note": None,
+        "wilcoxon_statistic": None,
+        "wilcoxon_pvalue": None,
+        "wilcoxon_note": None,
+        "wilcoxon_n_nonzero": int(np.count_nonzero(d)),
+        "wilcoxon_smallest_p": None,
+    }
+    if n < 2:
+        reason = f"{n} paired seed{'s' if n != 1 else ''}: a paired test needs at least 2"
+        out["t_note"] = out["wilcoxon_note"] = reason
+        return out
+
+    if np.ptp(d) == 0:
+        what = "zero" if d[0] == 0 else f"equal ({d[0]:+.6g})"
+        out["t_note"] = f"all {n} differences are {what}: zero variance, the t-test is undefined"
+        out.update(ci_low=float(d[0]), ci_high=float(d[0]))
+    else:
+        t = sps.ttest_rel(xb, xa)
+        ci = t.confidence_interval(confidence)
+        out.update(
+            t_statistic=_num(t.statistic),
+            t_df=int(t.df),
+            t_pvalue=_num(t.pvalue),
+            ci_low=_num(ci.low),
+            ci_high=_num(ci.high),
+        )
+
+    nonzero = out["wilcoxon_n_nonzero"]
+    out["wilcoxon_smallest_p"] = wilcoxon_smallest_p(nonzero)
+    if nonzero == 0:
+        out["wilcoxon_note"] = f"all {n} differences are zero: nothing to rank"
+    else:
+        # zero_method="wilcox" (scipy's default) drops zero differences, as Wilcoxon proposed.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # tiny n: scipy warns, answer still exact
+            w = sps.wilcoxon(d, zero_method="wilcox")
+        out.update(wilcoxon_statistic=_num(w.statistic), wilcoxon_pvalue=_num(w.pvalue))
+        if nonzero < n:
+            out["wilcoxon_note"] = f"{n - nonzero} zero difference(s) dropped (zero_method='wilcox')"
+    return out
+
+
+def mcnemar_test(y_true, pred_a, pred_b) -> dict:
+    """Exact McNemar test of two classifiers on the same images, and how often they agree.
+
+    The 2x2 table counts images by (a correct?, b correct?); the test looks only at the
+    discordant cells: ``only_a`` (a right, b wrong) and ``only_b`` (a wrong, b right).
+    ``agreement`` is the share of images on which both predict the same class.
+    """
+    y_true, pred_a, pred_b = (np.asarray(v) for v in (y_true, pred_a, pred_b))
+    if not (y_true.shape == pred_a.shape == pred_b.shape) or y_true.ndim != 1:
+        raise ValueError(f"shapes differ: y_true {y_true.shape}, a {pred_a.shape}, b {pred_b.shape}")
+    ok_a, ok_b = pred_a == y_true, pred_b == y_true
+    table = [
+        [int(np.sum(ok_a & ok_b)), int(np.sum(ok_a & ~ok_b))],
+        [int(np.sum(~ok_a & ok_b)), int(np.sum(~ok_a & ~ok_b))],
+    ]
+    result = mcnemar(table, exact=True)
+    n = int(y_true.size)
+    return {
+        "n": n,
+        "table": table,
+        "both_correct": table[0][0],
+        "only_a": table[0][1],
+        "only_b": table[1][0],
+        "both_wrong": table[1][1],
+        "statistic": _num(result.statistic),
+        "pvalue": _num(result.pvalue),
+        "agreement": float(np.mean(pred_a == pred_b)) if n else None,
+        "n_disagree": int(np.sum(pred_a != pred_b)),
+    }
+
+
+def format_p(p: float | None) -> str:
+    """p-values as a reader expects them: 3 significant digits, scientific below 0.001."""
+    if p is None:
+        return "n/a"
+    if p == 0:
+        return "< 1e-300"
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.3g}"
+
+
+def pp(fraction: float) -> float:
+    """A fraction as percent / percentage points."""
+    return 100.0 * fraction
+
+
+def verdict(
+    paired: dict,
+    mcnemar_by_seed: Mapping[int, dict],
+    name_a: str,
+    name_b: str,
+    alpha: float = ALPHA,
+) -> list[str]:
+    """Plain-language conclusions, each derived from the numbers passed in (b - a differences)."""
+    lines = []
+    n = paired["n_pairs"]
+    seeds_word = f"{n} paired seed{'s' if n != 1 else ''}"
+    p_t = paired["t_pvalue"]
+    mean_d = paired["mean_difference"]
+    if mean_d is None:
+        lines.append("No seed has results for both frameworks, so they cannot be compared.")
+    elif p_t is None:
+        lines.append(
+            f"No paired t-test across seeds: {paired['t_note']}. "
+            f"{name_b} minus {name_a} = {pp(mean_d):+.2f} percentage points over {seeds_word}."
+        )
+    else:
+        ci = f"95 % CI {pp(paired['ci_low']):+.2f} to {pp(paired['ci_high']):+.2f}"
+        if p_t < alpha:
+            better, worse = (name_b, name_a) if mean_d > 0 else (name_a, name_b)
+            lines.append(
+                f"{better} is more accurate than {worse}, by {abs(pp(mean_d)):.2f} percentage points "
+                f"on average over {seeds_word} ({name_b} minus {name_a}: {ci}; "
+                f"paired t-test p = {format_p(p_t)} < {alpha})."
+            )
+        else:
+            lines.append(
+                f"No significant difference in test accuracy at alpha = {alpha}: {name_b} minus "
+                f"{name_a} = {pp(mean_d):+.2f} percentage points on average over {seeds_word} "
+                f"({ci}; paired t-test p = {format_p(p_t)})."
+            )
+
+    p_w = paired["wilcoxon_pvalue"]
+    smallest = paired["wilcoxon_smallest_p"]
+    if p_w is None:
+        if paired["wilcoxon_note"] and n >= 2:
+            lines.append(f"No Wilcoxon signed-rank test: {paired['wilcoxon_note']}.")
+    else:
+        text = f"The Wilcoxon signed-rank test gives p = {format_p(p_w)}"
+        if smallest is not None and smallest >= alpha:
+            text += (
+                f"; with {paired['wilcoxon_n_nonzero']} non-zero differences its smallest possible "
+                f"p-value is {format_p(smallest)}, so on its own it cannot reach significance at "
+                f"alpha = {alpha}"
+            )
+        elif p_t is not None and (p_w < alpha) != (p_t < alpha):
+            text += ", which disagrees with the t-test: treat the difference as uncertain"
+        elif p_t is not None:
+            text += ", in line with the t-test"
+        lines.append(text + ".")
+
+    if mcnemar_by_seed:
+        results = list(mcnemar_by_seed.values())
+        pvals = [r["pvalue"] for r in results if r["pvalue"] is not None]
+        significant = [r for r in results if r["pvalue"] is not None and r["pvalue"] < alpha]
+        agree = [pp(r["agreement"]) for r in results if r["agreement"] is not None]
+        k, m = len(significant), len(results)
+        text = (
+            f"Per seed, the exact McNemar test on the same {results[0]['n']:,} test images finds a "
+            f"significant difference (p < {alpha}) in {k} of {m} seed{'s' if m != 1 else ''}"
+        )
+        if pvals:
+            low, high = min(pvals), max(pvals)
+            text += f" (p = {format_p(low)})" if m == 1 else f" (p from {format_p(low)} to {format_p(high)})"
+        if significant:
+            b_ahead = sum(r["only_b"] > r["only_a"] for r in significant)
+            parts = []
+            if b_ahead:
+                parts.append(f"{name_b} ahead in {b_ahead}")
+            if k - b_ahead:
+                parts.append(f"{name_a} ahead in {k - b_ahead}")
+            text += ": " + ", ".join(parts)
+        if agree:
+            span = (
+                f"{min(agree):.1f} %"
+                if len(agree) == 1 or min(agree) == max(agree)
+                else (f"{min(agree):.1f} to {max(agree):.1f} %")
+            )
+            text += f". The two frameworks predict the same class for {span} of the test images"
+        lines.append(text + ".")
+    return lines

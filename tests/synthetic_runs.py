@@ -1,0 +1,112 @@
+"""Run files as the train and evaluate steps write them (DESIGN.md), made up for the report tests.
+
+Predictions are random but real-looking: each framework gets each test image right with a chosen
+probability, and its metrics.json says exactly what its predictions score.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from conftest import tiny_params
+
+from lenet_compare.classification import classification_metrics
+from lenet_compare.dataset import load_prepared
+
+ACCURACY = {"torch": 0.86, "tensorflow": 0.87}
+
+
+def params_for(frameworks=("torch", "tensorflow"), seeds=(0, 1, 2), epochs=3, **train) -> dict:
+    params = tiny_params()
+    params["frameworks"] = list(frameworks)
+    params["seeds"] = list(seeds)
+    params["train"]["epochs"] = epochs
+    params["train"].update(train)
+    return params
+
+
+def _predictions(y_true: np.ndarray, accuracy: float, rng: np.random.Generator) -> np.ndarray:
+    right = rng.random(y_true.size) < accuracy
+    wrong_class = (y_true + rng.integers(1, 10, y_true.size)) % 10
+    return np.where(right, y_true, wrong_class).astype(np.int64)
+
+
+def write_runs(
+    root: Path,
+    cache: Path,
+    params: dict,
+    accuracy: dict[str, float] | None = None,
+    device_name: str = "CPU",
+    rng_seed: int = 0,
+    extra_run: dict | None = None,
+) -> tuple[Path, Path]:
+    """Write reports/runs/... and data/predictions/... under ``root``; return the two folders."""
+    accuracy = accuracy or ACCURACY
+    arrays, meta = load_prepared(cache)
+    y_true = arrays["y_test"]
+    n_train = len(arrays["y_train"])
+    runs_dir, pred_dir = root / "reports" / "runs", root / "data" / "predictions"
+    rng = np.random.default_rng(rng_seed)
+    epochs = params["train"]["epochs"]
+    for f in params["frameworks"]:
+        for seed in params["seeds"]:
+            y_pred = _predictions(y_true, accuracy[f] + rng.normal(0, 0.01), rng)
+            logits = rng.normal(0, 1, (y_true.size, 10)).astype(np.float32)
+            logits[np.arange(y_true.size), y_pred] += 10  # argmax = y_pred
+            (pred_dir / f).mkdir(parents=True, exist_ok=True)
+            np.savez(pred_dir / f / f"seed{seed}.npz", y_pred=y_pred, logits=logits)
+
+            folder = runs_dir / f / f"seed{seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            epoch_seconds = rng.uniform(1.0, 2.0, epochs) * (1.2 if f == "tensorflow" else 1.0)
+            train_seconds = float(epoch_seconds.sum())
+            metrics = {
+                "framework": f,
+                "seed": seed,
+                "test_accuracy": float(np.mean(y_pred == y_true)),
+                "test_loss": float(rng.uniform(0.3, 0.5)),
+                "n_test": int(y_true.size),
+                "train_seconds": train_seconds,
+                "inference_images_per_second": float(rng.uniform(20_000, 40_000)),
+                "latency_ms_single_image": float(rng.uniform(0.2, 0.6)),
+                **classification_metrics(y_true, y_pred, meta["class_names"]),
+            }
+            (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            t = np.arange(1, epochs + 1)
+            lines = ["epoch,train_loss,train_accuracy,val_loss,val_accuracy,epoch_seconds"]
+            for e, sec in zip(t, epoch_seconds, strict=True):
+                base = accuracy[f] - 0.2 / e
+                lines.append(
+                    f"{e},{1.0 / e + rng.normal(0, 0.01):.6f},{base + rng.normal(0, 0.005):.6f},"
+                    f"{1.1 / e + rng.normal(0, 0.01):.6f},{base + rng.normal(0, 0.005):.6f},{sec:.6f}"
+                )
+            (folder / "history.csv").write_text("\n".join(lines) + "\n")
+            run = {
+                "framework": f,
+                "framework_version": "2.14.1" if f == "torch" else "2.21.0",
+                "python_version": "3.11.2",
+                "numpy_version": "2.4.6",
+                "device": "cpu",
+                "device_name": device_name,
+                "n_parameters": 61706,
+                "seed": seed,
+                "epochs": epochs,
+                "batch_size": params["train"]["batch_size"],
+                "n_train": n_train,
+                "train_seconds": train_seconds,
+                "wall_seconds": train_seconds + 3.0,
+                "seconds_per_epoch": train_seconds / epochs,
+                "images_per_second": n_train * epochs / train_seconds,
+                "peak_rss_mb": float(rng.uniform(500, 900)),
+                "peak_gpu_memory_mb": None,
+                "init": params["train"]["init"],
+                "order": params["train"]["order"],
+                "deterministic": params["train"]["deterministic"],
+                "tf32": params["train"]["tf32"],
+                "params": params,
+                **(extra_run or {}),
+            }
+            (folder / "run.json").write_text(json.dumps(run, indent=2))
+    return runs_dir, pred_dir

@@ -1,0 +1,466 @@
+"""The report step: every number in report.md / report.html / metrics.json equals its source files.
+
+The runs are synthetic (tests/synthetic_runs.py) on a tiny fake cache; the expected numbers are
+recomputed here from the run files with numpy / scipy, independently of lenet_compare.stats.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, run, tiny_params, write_params
+from idx_files import fake_dataset, write_gz_dir
+from PIL import Image
+from scipy import stats as sps
+from synthetic_runs import params_for, write_runs
+
+from lenet_compare.classification import confusion_matrix
+from lenet_compare.dataset import load_prepared, prepare, save_prepared
+from lenet_compare.errors import PipelineError
+from lenet_compare.render import md_escape
+from lenet_compare.report import build
+from lenet_compare.report_files import FIGURES, FRAMEWORK_NAMES
+from lenet_compare.stats import format_p
+
+FRAMEWORKS = ("torch", "tensorflow")
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def fake_cache(tmp_path_factory) -> Path:
+    """A prepared cache of 600 random training and 400 random test images."""
+    root = tmp_path_factory.mktemp("fake-cache")
+    src = write_gz_dir(root / "raw", fake_dataset(n_train=600, n_test=400))
+    data = tiny_params()["data"] | {"limit_train": None, "limit_test": None, "val_size": 100}
+    arrays, meta = prepare(src, data)
+    save_prepared(root / "fashion_mnist.npz", arrays, meta)
+    return root / "fashion_mnist.npz"
+
+
+@dataclass
+class Built:
+    root: Path
+    params: dict
+    cache: Path
+    runs: Path
+    preds: Path
+    md: str
+    html: str
+    summary: dict
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    def metrics(self, f: str, s: int) -> dict:
+        return json.loads((self.runs / f / f"seed{s}" / "metrics.json").read_text())
+
+    def run_json(self, f: str, s: int) -> dict:
+        return json.loads((self.runs / f / f"seed{s}" / "run.json").read_text())
+
+    def y_pred(self, f: str, s: int) -> np.ndarray:
+        with np.load(self.preds / f / f"seed{s}.npz") as npz:
+            return npz["y_pred"]
+
+    def acc(self, f: str) -> np.ndarray:
+        return np.array([self.metrics(f, s)["test_accuracy"] for s in self.params["seeds"]])
+
+
+def outputs(root: Path) -> dict[str, Path]:
+    r = root / "reports"
+    return {
+        "out_md": r / "report.md",
+        "out_html": r / "report.html",
+        "out_metrics": r / "metrics.json",
+        "figures_dir": r / "figures",
+        "plots_dir": r / "plots",
+    }
+
+
+def build_here(root: Path, cache: Path, params: dict, **write_kw) -> Built:
+    """Write synthetic runs under ``root`` and build the report with the Python API."""
+    runs, preds = write_runs(root, cache, params, **write_kw)
+    out = outputs(root)
+    build(params, runs, preds, cache, **out)
+    return Built(
+        root, params, cache, runs, preds, out["out_md"].read_text(), out["out_html"].read_text(),
+        json.loads(out["out_metrics"].read_text()),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, fake_cache) -> Built:
+    """The report of 2 frameworks x 3 seeds, built through the step's command line."""
+    root = tmp_path_factory.mktemp("report")
+    params = params_for(FRAMEWORKS, SEEDS, epochs=4)
+    write_params(root / "params.yaml", params)
+    runs, preds = write_runs(root, fake_cache, params)
+    out = outputs(root)
+    run(
+        [
+            sys.executable, REPO / "workflow/scripts/report.py", "--params", "params.yaml",
+            "--runs-dir", runs, "--predictions-dir", preds, "--cache", fake_cache,
+            "--out-md", out["out_md"], "--out-html", out["out_html"], "--metrics", out["out_metrics"],
+            "--figures-dir", out["figures_dir"], "--plots-dir", out["plots_dir"], "--log", root / "report.log",
+        ],
+        cwd=root,
+    )  # fmt: skip
+    return Built(
+        root, params, fake_cache, runs, preds, out["out_md"].read_text(), out["out_html"].read_text(),
+        json.loads(out["out_metrics"].read_text()),
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the Markdown back
+
+
+def table_after(md: str, heading: str) -> list[list[str]]:
+    """The cells of the first table after ``heading`` (header and separator rows dropped)."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == heading)
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+        elif rows:
+            break
+    return rows[2:]
+
+
+def row(rows: list[list[str]], first: str) -> list[str]:
+    return next(r for r in rows if r[0] == first)
+
+
+def pct(x) -> str:
+    return f"{100 * x:.2f}"
+
+
+def t_half(values: np.ndarray) -> float:
+    return sps.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+
+
+# ----------------------------------------------------------------------------------------------
+# The numbers
+
+
+def test_step_writes_every_output(built):
+    for path in outputs(built.root).values():
+        assert path.exists(), path
+    for name in FIGURES:
+        assert (built.reports / "figures" / f"{name}.png").is_file()
+    for f in FRAMEWORKS:
+        assert (built.reports / "plots" / f"confusion_{f}.csv").is_file()
+    assert "wrote" in (built.root / "report.log").read_text()
+
+
+def test_glance_table_equals_the_run_files(built):
+    rows = table_after(built.md, "## Results at a glance")
+    for f in FRAMEWORKS:
+        acc = built.acc(f)
+        r = row(rows, FRAMEWORK_NAMES[f])
+        assert r[2] == f"{pct(acc.mean())} ± {pct(t_half(acc))} %"
+        assert r[3] == ", ".join(pct(a) for a in acc)
+    assert row(rows, "PyTorch")[1] == "89 % ¹"
+    assert row(rows, "TensorFlow/Keras")[1] == "91.34 %"
+    d = built.acc("tensorflow") - built.acc("torch")
+    diff = row(rows, "TensorFlow/Keras minus PyTorch")
+    assert diff[1] == "+1.34 to +2.34 points ²"
+    low, high = d.mean() - t_half(d), d.mean() + t_half(d)
+    assert diff[2] == f"{100 * d.mean():+.2f} points (95 % CI {100 * low:+.2f} to {100 * high:+.2f})"
+    assert diff[3] == ", ".join(f"{100 * x:+.2f}" for x in d)
+
+
+def test_accuracy_table_equals_the_run_files(built):
+    rows = table_after(built.md, "### Test accuracy over seeds")
+    for f in FRAMEWORKS:
+        acc = built.acc(f)
+        half = t_half(acc)
+        loss = np.mean([built.metrics(f, s)["test_loss"] for s in SEEDS])
+        f1 = np.mean([built.metrics(f, s)["macro_f1"] for s in SEEDS])
+        assert row(rows, FRAMEWORK_NAMES[f])[1:] == [
+            str(len(SEEDS)),
+            pct(acc.mean()),
+            pct(np.std(acc, ddof=1)),
+            f"{pct(acc.mean() - half)} to {pct(acc.mean() + half)}",
+            pct(acc.min()),
+            pct(acc.max()),
+            f"{loss:.4f}",
+            f"{f1:.4f}",
+        ]
+
+
+def test_paired_table_equals_the_predictions(built):
+    rows = table_after(built.md, "### Paired by seed: TensorFlow/Keras minus PyTorch")
+    arrays, _ = load_prepared(built.cache)
+    y = arrays["y_test"]
+    assert [int(r[0]) for r in rows] == list(SEEDS)
+    for s in SEEDS:
+        pt, tf = built.y_pred("torch", s), built.y_pred("tensorflow", s)
+        only_pt, only_tf = int(np.sum((pt == y) & (tf != y))), int(np.sum((pt != y) & (tf == y)))
+        a, b = built.metrics("torch", s)["test_accuracy"], built.metrics("tensorflow", s)["test_accuracy"]
+        # The metrics files agree with the predictions (the report step checks this too).
+        assert a == np.mean(pt == y) and b == np.mean(tf == y)
+        p = sps.binomtest(min(only_pt, only_tf), only_pt + only_tf, 0.5).pvalue  # exact McNemar
+        assert row(rows, str(s))[1:] == [
+            pct(a),
+            pct(b),
+            f"{100 * (b - a):+.2f}",
+            str(only_pt),
+            str(only_tf),
+            format_p(p),
+            pct(np.mean(pt == tf)),
+        ]
+
+
+def test_test_results_equal_scipy_on_the_run_files(built):
+    a, b = built.acc("torch"), built.acc("tensorflow")
+    t = sps.ttest_rel(b, a)
+    assert f"t = {t.statistic:.3f}, df = {len(SEEDS) - 1}, p = {format_p(t.pvalue)}." in built.md
+    w = sps.wilcoxon(np.round(b - a, 12))
+    assert f"W = {w.statistic:.1f}, p = {format_p(w.pvalue)}" in built.md
+
+
+def test_summary_metrics_equal_the_run_files(built):
+    s = built.summary
+    assert s["n_seeds"] == len(SEEDS) and s["n_test"] == 400
+    for f in FRAMEWORKS:
+        acc = built.acc(f)
+        runs = [built.run_json(f, seed) for seed in SEEDS]
+        assert s[f]["accuracy_mean"] == pytest.approx(acc.mean(), abs=1e-15)
+        assert s[f]["accuracy_std"] == pytest.approx(np.std(acc, ddof=1), abs=1e-15)
+        assert s[f]["accuracy_ci95_low"] == pytest.approx(acc.mean() - t_half(acc), abs=1e-12)
+        assert s[f]["accuracy_min"] == acc.min() and s[f]["accuracy_max"] == acc.max()
+        assert s[f]["test_loss_mean"] == pytest.approx(np.mean([built.metrics(f, x)["test_loss"] for x in SEEDS]))
+        assert s[f]["seconds_per_epoch_mean"] == pytest.approx(np.mean([r["seconds_per_epoch"] for r in runs]))
+        assert s[f]["train_seconds_mean"] == pytest.approx(np.mean([r["train_seconds"] for r in runs]))
+    d = s["tensorflow_minus_torch"]
+    a, b = built.acc("torch"), built.acc("tensorflow")
+    assert d["accuracy_mean"] == pytest.approx(np.mean(b - a), abs=1e-12)
+    assert d["t_pvalue"] == pytest.approx(sps.ttest_rel(b, a).pvalue, rel=1e-9)
+    assert d["wilcoxon_pvalue"] == pytest.approx(sps.wilcoxon(np.round(b - a, 12)).pvalue)
+    # Only numbers (or null) in metrics.json: what `dvc metrics diff` can compare.
+    for group in s.values():
+        for value in group.values() if isinstance(group, dict) else [group]:
+            assert value is None or isinstance(value, int | float)
+
+
+def test_timings_table_equals_run_json(built):
+    rows = table_after(built.md, "## Timings")
+
+    def mean_sd(f, key, digits, source="run"):
+        values = [(built.run_json if source == "run" else built.metrics)(f, s)[key] for s in SEEDS]
+        return f"{np.mean(values):,.{digits}f} ± {np.std(values, ddof=1):,.{digits}f}"
+
+    for i, f in enumerate(FRAMEWORKS, start=1):
+        assert row(rows, "training time (s)")[i] == mean_sd(f, "train_seconds", 1)
+        assert row(rows, "seconds per epoch")[i] == mean_sd(f, "seconds_per_epoch", 2)
+        assert row(rows, "training images per second")[i] == mean_sd(f, "images_per_second", 0)
+        assert row(rows, "inference images per second (batch 1,000)")[i] == mean_sd(
+            f, "inference_images_per_second", 0, "metrics"
+        )
+        assert row(rows, "latency of one image (ms)")[i] == mean_sd(f, "latency_ms_single_image", 3, "metrics")
+        assert row(rows, "peak process memory, RSS (MB)")[i] == mean_sd(f, "peak_rss_mb", 0)
+        assert row(rows, "peak GPU memory (MB)")[i] == "n/a"  # null on CPU
+        assert row(rows, "device")[i] == "cpu"
+
+
+def test_control_table_shows_this_runs_params(built):
+    rows = table_after(built.md, "## What differed in the article, and how this run controls it")
+    assert "`train.order = shared`" in row(rows, "training order")[3]
+    assert "`train.init = shared`" in row(rows, "initial weights")[3]
+    assert "`train.eps = 1e-08`" in row(rows, "Adam epsilon")[3]
+    assert "PyTorch 61,706 parameters, TensorFlow/Keras 61,706 parameters" in row(rows, "second conv padding")[3]
+
+
+def test_verdict_is_in_both_reports(built):
+    verdict = [line[2:] for line in built.md.splitlines() if line.startswith("- ") and "alpha = 0.05" in line]
+    assert verdict, "no verdict line"
+    # The HTML shows the same sentences (as text, with markdown-it's escaping).
+    assert re.sub(r"<[^>]+>", "", built.html).count("paired t-test p =") >= 1
+
+
+def test_confusion_csv_is_the_first_seed(built):
+    arrays, meta = load_prepared(built.cache)
+    names = meta["class_names"]
+    for f in FRAMEWORKS:
+        with open(built.reports / "plots" / f"confusion_{f}.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        assert len(rows) == len(arrays["y_test"])
+        actual = np.array([names.index(r["actual"]) for r in rows])
+        predicted = np.array([names.index(r["predicted"]) for r in rows])
+        np.testing.assert_array_equal(actual, arrays["y_test"])
+        assert confusion_matrix(actual, predicted) == built.metrics(f, SEEDS[0])["confusion_matrix"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures and the self-contained HTML
+
+
+def test_every_figure_referenced_exists_and_is_a_png(built):
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", built.md)
+    assert links == [f"figures/{name}.png" for name in FIGURES]
+    for link in links:
+        path = built.reports / link  # relative to report.md
+        with Image.open(path) as img:
+            img.verify()
+        with Image.open(path) as img:
+            assert img.format == "PNG"
+            assert img.width >= 600 and img.height >= 150, (link, img.size)
+
+
+def test_html_embeds_every_figure_and_nothing_external(built):
+    srcs = re.findall(r'<img src="([^"]+)"', built.html)
+    assert len(srcs) == len(FIGURES)
+    for src, name in zip(srcs, FIGURES, strict=True):
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1]) == (built.reports / "figures" / f"{name}.png").read_bytes()
+    # No external resource anywhere: only data: URIs after src= / href=, no <script> at all.
+    assert not re.search(r'(?:src|href)="(?!data:|#)', built.html)
+    assert "<script" not in built.html
+    assert "Content-Security-Policy" in built.html
+
+
+def test_html_shows_the_same_numbers(built):
+    text = re.sub(r"<[^>]+>", "", built.html)
+    for f in FRAMEWORKS:
+        for a in built.acc(f):
+            assert pct(a) in text
+
+
+def test_report_is_reproducible(fake_cache, tmp_path, built):
+    """Same inputs, same bytes: figures and reports diff cleanly in git."""
+    out = outputs(tmp_path)
+    build(built.params, built.runs, built.preds, fake_cache, **out)
+    assert out["out_md"].read_text() == built.md
+    assert out["out_html"].read_text() == built.html
+    for name in FIGURES:
+        a = (out["figures_dir"] / f"{name}.png").read_bytes()
+        assert a == (built.reports / "figures" / f"{name}.png").read_bytes(), name
+
+
+# ----------------------------------------------------------------------------------------------
+# Strings from files are text, never markup
+
+
+def test_strings_from_files_are_escaped(tmp_path, fake_cache):
+    arrays, meta = load_prepared(fake_cache)
+    meta["class_names"][0] = "<img src=x onerror=alert(1)>"
+    cache = tmp_path / "hostile.npz"
+    save_prepared(cache, arrays, meta)
+    hostile = '<script>alert("x")</script> | *bold* [link](http://example.com) &amp;'
+    b = build_here(
+        tmp_path, cache, params_for(FRAMEWORKS, (0, 1)), device_name=hostile, extra_run={"framework_version": hostile}
+    )
+    assert "<script>alert" not in b.html and "<img src=x" not in b.html
+    assert "&lt;script&gt;alert" in b.html
+    assert 'href="http://example.com"' not in b.html and "<strong>bold</strong>" not in b.html
+    assert md_escape(hostile) in b.md
+    # The escaped "|" keeps the tables intact: 3 cells in every environment row.
+    assert all(len(r) == 3 for r in table_after(b.md, "## Environment"))
+    assert hostile.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;") in b.html
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("a|b", r"a\|b"),
+        ("T-shirt/top", "T-shirt/top"),
+        ("learning_curves", "learning_curves"),
+        ("_x_", r"\_x\_"),
+        ("p < 0.05", "p < 0.05"),
+        ("<b>", r"\<b>"),
+        ("-0.45", "-0.45"),
+        ("- item", r"\- item"),
+        ("# heading", r"\# heading"),
+        ("1. one", r"1\. one"),
+        ("1.5", "1.5"),
+        ("two\nlines", "two lines"),
+        ("&amp;", r"\&amp;"),
+        ("$x$", r"\$x\$"),
+    ],
+)
+def test_md_escape(text, escaped):
+    assert md_escape(text) == escaped
+
+
+# ----------------------------------------------------------------------------------------------
+# Failures a user can act on, and smaller setups
+
+
+def test_missing_run_files_are_named(tmp_path, built):
+    root = tmp_path / "copy"
+    shutil.copytree(built.root / "reports" / "runs", root / "runs")
+    shutil.copytree(built.preds, root / "preds")
+    (root / "runs" / "tensorflow" / "seed1" / "history.csv").unlink()
+    (root / "preds" / "torch" / "seed2.npz").unlink()
+    write_params(root / "params.yaml", built.params)
+    result = run(
+        [
+            sys.executable, REPO / "workflow/scripts/report.py", "--params", "params.yaml",
+            "--runs-dir", "runs", "--predictions-dir", "preds", "--cache", built.cache,
+            "--out-md", "r.md", "--out-html", "r.html", "--metrics", "m.json",
+            "--figures-dir", "fig", "--plots-dir", "plots",
+        ],
+        cwd=root,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "runs/tensorflow/seed1/history.csv" in result.stderr
+    assert "preds/torch/seed2.npz" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (root / "r.md").exists()
+
+
+def test_metrics_from_another_run_are_caught(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, (0, 1))
+    runs, preds = write_runs(tmp_path, fake_cache, params)
+    path = runs / "torch" / "seed1" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["test_accuracy"] += 0.01
+    path.write_text(json.dumps(metrics))
+    with pytest.raises(PipelineError, match="different runs"):
+        build(params, runs, preds, fake_cache, **outputs(tmp_path))
+
+
+def test_a_stale_protocol_is_caught(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, (0,))
+    runs, preds = write_runs(tmp_path, fake_cache, params, extra_run={"order": "native"})
+    with pytest.raises(PipelineError, match="train.order = native"):
+        build(params, runs, preds, fake_cache, **outputs(tmp_path))
+
+
+def test_one_seed_reports_no_interval_and_says_why(tmp_path, fake_cache):
+    b = build_here(tmp_path, fake_cache, params_for(FRAMEWORKS, (7,)))
+    rows = table_after(b.md, "## Results at a glance")
+    acc = b.metrics("torch", 7)["test_accuracy"]
+    assert row(rows, "PyTorch")[2] == f"{pct(acc)} %"
+    assert "No paired t-test across seeds: 1 paired seed" in b.md
+    assert b.summary["torch"]["accuracy_std"] is None
+    assert b.summary["tensorflow_minus_torch"]["t_pvalue"] is None
+    for name in FIGURES:
+        assert (tmp_path / "reports" / "figures" / f"{name}.png").is_file()
+
+
+def test_one_framework_builds_without_comparisons(tmp_path, fake_cache):
+    b = build_here(tmp_path, fake_cache, params_for(("torch",), (0, 1)))
+    assert "Paired by seed" not in b.md and "nothing to compare" in b.md
+    assert "tensorflow_minus_torch" not in b.summary
+    for name in FIGURES:
+        with Image.open(tmp_path / "reports" / "figures" / f"{name}.png") as img:
+            assert img.format == "PNG"
+
+
+def test_native_protocol_changes_the_words(tmp_path, fake_cache):
+    b = build_here(tmp_path, fake_cache, params_for(FRAMEWORKS, (0, 1), init="native", order="native"))
+    assert "native: each framework's own default initializers" in b.md
+    assert "do not share initial weights or the minibatch order" in b.md

@@ -1,0 +1,181 @@
+"""The statistics against answers worked out by hand or published in textbooks."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from lenet_compare.stats import (
+    format_p,
+    mcnemar_test,
+    paired_tests,
+    summarize,
+    verdict,
+    wilcoxon_smallest_p,
+)
+
+# Student (1908), "The probable error of a mean": extra hours of sleep under two drugs, the same
+# ten patients. R: t.test(extra ~ group, data = sleep, paired = TRUE) gives t = -4.0621, df = 9,
+# p-value = 0.002833, 95 % CI -2.4598858 to -0.7001142 (group 1 minus group 2).
+SLEEP_1 = [0.7, -1.6, -0.2, -1.2, -0.1, 3.4, 3.7, 0.8, 0.0, 2.0]
+SLEEP_2 = [1.9, 0.8, 1.1, 0.1, -0.1, 4.4, 5.5, 1.6, 4.6, 3.4]
+
+# Hollander & Wolfe (1973), p. 29: Hamilton depression scale before (x) and after (y) a
+# tranquilizer, nine patients. R: wilcox.test(x, y, paired = TRUE, alternative = "greater") gives
+# V = 40, p-value = 0.01953; two-sided: p = 0.0390625 (20 of the 2^9 sign patterns).
+HW_X = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30]
+HW_Y = [0.878, 0.647, 0.598, 2.05, 1.06, 1.29, 1.06, 3.14, 1.29]
+
+
+def by_seed(values):
+    return dict(enumerate(values))
+
+
+def test_paired_t_test_matches_students_sleep_data():
+    r = paired_tests(by_seed(SLEEP_1), by_seed(SLEEP_2))  # b - a = group 2 minus group 1
+    assert r["n_pairs"] == 10
+    assert r["mean_difference"] == pytest.approx(1.58)
+    assert r["t_statistic"] == pytest.approx(4.0621, abs=1e-4)
+    assert r["t_df"] == 9
+    assert r["t_pvalue"] == pytest.approx(0.002833, abs=1e-6)
+    assert r["ci_low"] == pytest.approx(0.7001142, abs=1e-7)
+    assert r["ci_high"] == pytest.approx(2.4598858, abs=1e-7)
+    # One patient's difference is exactly zero: Wilcoxon drops it and says so.
+    assert r["wilcoxon_n_nonzero"] == 9
+    assert "dropped" in r["wilcoxon_note"]
+
+
+def test_wilcoxon_matches_hollander_wolfe():
+    r = paired_tests(by_seed(HW_Y), by_seed(HW_X))  # b - a = x - y
+    assert r["wilcoxon_pvalue"] == pytest.approx(0.0390625, abs=1e-9)
+    # scipy reports min(W+, W-): W+ = 40 (R's V), so W- = 45 - 40 = 5.
+    assert r["wilcoxon_statistic"] == 5
+    assert r["wilcoxon_note"] is None
+
+
+def test_wilcoxon_smallest_p_is_two_over_two_to_the_n():
+    assert wilcoxon_smallest_p(5) == pytest.approx(2 / 2**5)  # 0.0625: five seeds can never reject
+    assert wilcoxon_smallest_p(6) == pytest.approx(2 / 2**6)
+    assert wilcoxon_smallest_p(0) is None
+
+
+def test_mcnemar_on_a_hand_made_table():
+    # 50 both right, 1 only a right, 7 only b right, 42 both wrong: exact two-sided
+    # p = 2 * P(X <= 1), X ~ Binomial(8, 1/2) = 2 * (1 + 8) / 256 = 0.0703125.
+    y = np.zeros(100, dtype=np.int64)
+    a = np.array([0] * 50 + [0] * 1 + [1] * 7 + [2] * 42)
+    b = np.array([0] * 50 + [3] * 1 + [0] * 7 + [1] * 21 + [2] * 21)  # both wrong: some agree, some not
+    r = mcnemar_test(y, a, b)
+    assert r["table"] == [[50, 1], [7, 42]]
+    assert (r["only_a"], r["only_b"]) == (1, 7)
+    assert r["statistic"] == 1  # exact test: the smaller discordant count
+    assert r["pvalue"] == pytest.approx(18 / 256, abs=1e-12)
+    assert r["pvalue"] == pytest.approx(sps.binomtest(1, 8, 0.5).pvalue)
+    # Same class predicted: the 50 both-right images and the 21 both-wrong ones where a = b = 2.
+    assert r["agreement"] == pytest.approx(71 / 100)
+    assert r["n_disagree"] == 29
+
+
+def test_mcnemar_without_discordant_pairs_is_p_one():
+    y = np.arange(10) % 10
+    r = mcnemar_test(y, y, y)
+    assert (r["only_a"], r["only_b"], r["pvalue"], r["agreement"]) == (0, 0, 1.0, 1.0)
+
+
+def test_mcnemar_rejects_mismatched_shapes():
+    with pytest.raises(ValueError):
+        mcnemar_test(np.zeros(3), np.zeros(3), np.zeros(4))
+
+
+def test_summarize_mean_std_and_t_interval():
+    s = summarize([1, 2, 3, 4, 5])
+    # sd = sqrt(2.5); CI = 3 +- t(0.975, 4) * sd / sqrt(5) = 3 +- 2.776445 * 0.7071068
+    assert (s["n"], s["mean"], s["min"], s["max"]) == (5, 3.0, 1.0, 5.0)
+    assert s["std"] == pytest.approx(np.sqrt(2.5))
+    assert s["ci_low"] == pytest.approx(3 - 1.963243, abs=1e-6)
+    assert s["ci_high"] == pytest.approx(3 + 1.963243, abs=1e-6)
+
+
+def test_summarize_one_run_has_no_spread():
+    s = summarize([0.9])
+    assert s["mean"] == 0.9 and s["std"] is None and s["ci_low"] is None
+    assert "one run" in s["note"]
+
+
+def test_summarize_identical_runs_collapse_the_interval():
+    s = summarize([0.9] * 3)
+    assert s["std"] == 0 and s["ci_low"] == s["ci_high"] == 0.9
+
+
+def test_paired_tests_with_one_pair_are_null_and_say_why():
+    r = paired_tests({0: 0.8}, {0: 0.9})
+    assert r["t_pvalue"] is None and r["wilcoxon_pvalue"] is None
+    assert "at least 2" in r["t_note"] and "at least 2" in r["wilcoxon_note"]
+    assert r["mean_difference"] == pytest.approx(0.1)
+
+
+def test_paired_tests_with_identical_results_are_null_and_say_why():
+    r = paired_tests(by_seed([0.81, 0.82, 0.83]), by_seed([0.81, 0.82, 0.83]))
+    assert r["t_pvalue"] is None and "zero" in r["t_note"]
+    assert r["wilcoxon_pvalue"] is None and "zero" in r["wilcoxon_note"]
+    assert r["mean_difference"] == 0
+
+
+def test_constant_differences_survive_floating_point_noise():
+    # k / n accuracies: 0.8123 - 0.8103 and 0.7001 - 0.6981 differ in the 17th digit.
+    a, b = by_seed([8103 / 1e4, 6981 / 1e4, 7500 / 1e4]), by_seed([8123 / 1e4, 7001 / 1e4, 7520 / 1e4])
+    r = paired_tests(a, b)
+    assert r["t_pvalue"] is None and "equal" in r["t_note"]
+    assert r["ci_low"] == r["ci_high"] == pytest.approx(0.002)
+    assert r["wilcoxon_pvalue"] == pytest.approx(0.25)  # three equal positive differences: 2 / 2^3
+
+
+def test_only_common_seeds_are_paired():
+    r = paired_tests({0: 0.8, 1: 0.81, 2: 0.82}, {1: 0.83, 2: 0.85, 3: 0.9})
+    assert r["seeds"] == [1, 2] and r["differences"] == pytest.approx([0.02, 0.03])
+
+
+def mcnemar_results(pvalues, only_a=10, only_b=20, n=1000, agreement=0.95):
+    return {
+        s: {"n": n, "pvalue": p, "only_a": only_a, "only_b": only_b, "agreement": agreement}
+        for s, p in enumerate(pvalues)
+    }
+
+
+def test_verdict_names_the_winner_when_significant():
+    a = by_seed([0.80, 0.81, 0.82, 0.80, 0.81])
+    b = by_seed([0.83, 0.835, 0.845, 0.826, 0.84])
+    paired = paired_tests(a, b)
+    assert paired["t_pvalue"] < 0.05
+    lines = verdict(paired, mcnemar_results([0.01] * 5), "PyTorch", "TensorFlow/Keras")
+    assert lines[0].startswith("TensorFlow/Keras is more accurate than PyTorch, by 2.72 percentage points")
+    assert f"p = {format_p(paired['t_pvalue'])} < 0.05" in lines[0]
+    # Five seeds: the Wilcoxon test cannot reach 0.05 whatever happens, and the verdict says so.
+    assert "cannot reach significance" in lines[1]
+    assert "in 5 of 5 seeds" in lines[2] and "TensorFlow/Keras ahead in 5" in lines[2]
+    assert "95.0 %" in lines[2]
+
+
+def test_verdict_says_no_significant_difference_otherwise():
+    a = by_seed([0.80, 0.82, 0.81, 0.83])
+    b = by_seed([0.81, 0.81, 0.82, 0.82])
+    paired = paired_tests(a, b)
+    lines = verdict(paired, mcnemar_results([0.5, 0.7, 0.2, 0.9]), "PyTorch", "TensorFlow/Keras")
+    assert lines[0].startswith("No significant difference in test accuracy at alpha = 0.05")
+    assert "+0.00 percentage points" in lines[0]
+    assert "in 0 of 4 seeds" in lines[-1] and "p from 0.2 to 0.9" in lines[-1]
+
+
+def test_verdict_with_one_seed_explains_the_missing_test():
+    paired = paired_tests({0: 0.80}, {0: 0.81})
+    lines = verdict(paired, mcnemar_results([0.03], only_a=5, only_b=20), "PyTorch", "TensorFlow/Keras")
+    assert lines[0].startswith("No paired t-test across seeds: 1 paired seed: a paired test needs at least 2")
+    assert "+1.00 percentage points" in lines[0]
+    assert "in 1 of 1 seed (p = 0.03): TensorFlow/Keras ahead in 1" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("p", "text"),
+    [(None, "n/a"), (0.5, "0.5"), (0.04567, "0.0457"), (0.001, "0.001"), (0.000123, "1.23e-04"), (0.0, "< 1e-300")],
+)
+def test_format_p(p, text):
+    assert format_p(p) == text

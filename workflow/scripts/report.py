@@ -1,0 +1,36 @@
+"""Step `report`: statistics, figures and the comparison report (Markdown + HTML) from every run."""
+
+from pathlib import Path
+
+from lenet_compare import cli
+from lenet_compare.config import load_params
+from lenet_compare.report import build
+
+
+def main(args) -> None:
+    params = load_params(args.params)
+    build(
+        params,
+        runs_dir=args.runs_dir,
+        predictions_dir=args.predictions_dir,
+        cache=args.cache,
+        out_md=args.out_md,
+        out_html=args.out_html,
+        out_metrics=args.metrics,
+        figures_dir=args.figures_dir,
+        plots_dir=args.plots_dir,
+    )
+    cli.log.info("wrote %s, %s, %s and the figures in %s", args.out_md, args.out_html, args.metrics, args.figures_dir)
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__)
+    p.add_argument("--runs-dir", type=Path, required=True, help="reports/runs: {framework}/seed{seed}/ per run")
+    p.add_argument("--predictions-dir", type=Path, required=True, help="data/predictions: {framework}/seed{seed}.npz")
+    p.add_argument("--cache", type=Path, required=True, help="the prepared .npz cache (test labels and images)")
+    p.add_argument("--out-md", type=Path, required=True, help="the Markdown report")
+    p.add_argument("--out-html", type=Path, required=True, help="the self-contained HTML report")
+    p.add_argument("--metrics", type=Path, required=True, help="summary JSON for `dvc metrics diff`")
+    p.add_argument("--figures-dir", type=Path, required=True, help="folder of the PNG figures")
+    p.add_argument("--plots-dir", type=Path, required=True, help="folder of the CSVs for DVC's confusion plots")
+    cli.run(main, p.parse_args())
