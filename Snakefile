@@ -10,9 +10,11 @@ configfile: "params.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:
     default_target: True
     input:
         PREPARED,
+        METRICS,

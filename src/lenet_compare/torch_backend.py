@@ -1,0 +1,207 @@
+"""PyTorch side: LeNet-5 from the spec, one training epoch, prediction, saving and loading.
+
+Imports torch (and never tensorflow): only the train and evaluate steps of framework `torch`
+import this module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import protocol
+from .atomic import atomic_write
+from .devices import cpu_name
+from .errors import PipelineError
+from .lenet_spec import LeNetSpec
+
+MODEL_FILE = "model.pt"
+VERSION = torch.__version__
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
+POOLINGS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
+PREDICT_BATCH = 1000
+
+
+def build_model(spec: LeNetSpec) -> nn.Sequential:
+    """The spec's network; its state_dict keys are the canonical names (conv1.weight, ...)."""
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    for i, conv in enumerate(spec.conv_layers, start=1):
+        layers[conv.name] = nn.Conv2d(conv.in_channels, conv.out_channels, spec.kernel_size, padding=conv.padding)
+        layers[f"act{i}"] = ACTIVATIONS[spec.activation]()
+        layers[f"pool{i}"] = POOLINGS[spec.pooling](2)
+    layers["flatten"] = nn.Flatten()  # channel-first (C, H, W): the canonical order of fc1's inputs
+    dense = spec.dense_layers
+    for j, (name, n_in, n_out) in enumerate(dense, start=1):
+        layers[name] = nn.Linear(n_in, n_out)
+        if j < len(dense):
+            layers[f"fc_act{j}"] = ACTIVATIONS[spec.activation]()
+    return nn.Sequential(layers)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def canonical_weights(model: nn.Module) -> dict[str, np.ndarray]:
+    return {name: t.detach().cpu().numpy().copy() for name, t in model.state_dict().items()}
+
+
+def load_canonical(model: nn.Module, weights: dict[str, np.ndarray]) -> None:
+    model.load_state_dict({name: torch.from_numpy(np.asarray(w)) for name, w in weights.items()})
+
+
+def configure(device: str, deterministic: bool, tf32: bool, seed: int) -> tuple[str, str]:
+    """Pick the device and set determinism and TF32; returns ("cuda" or "cpu", the device's name)."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise PipelineError(
+            "train.device is 'cuda' but PyTorch sees no usable GPU (torch.cuda.is_available() is False); "
+            "set train.device to 'auto' or 'cpu'"
+        )
+    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    if deterministic:
+        # cuBLAS needs this before its first call to be deterministic (PyTorch docs, "Reproducibility").
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+    # TF32 off unless asked: PyTorch allows it for cuDNN convolutions by default.
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.manual_seed(seed)
+    if use_cuda:
+        return "cuda", torch.cuda.get_device_name(0)
+    return "cpu", cpu_name()
+
+
+def make_optimizer(model: nn.Module, train: dict) -> torch.optim.Adam:
+    # PyTorch's Adam adds eps to the bias-corrected sqrt(v_hat); Keras's Adam does not, see
+    # tensorflow_backend.make_optimizer for what that changes.
+    return torch.optim.Adam(model.parameters(), lr=train["lr"], betas=tuple(train["betas"]), eps=train["eps"])
+
+
+class Trainer:
+    """Holds the model, optimizer and training data on the device; one method per epoch."""
+
+    def __init__(self, spec: LeNetSpec, train: dict, seed: int, device: str, init: dict | None):
+        self.spec, self.train, self.seed, self.device = spec, train, seed, torch.device(device)
+        if init is None:
+            torch.manual_seed(seed)  # init: native, PyTorch's own initializers, seeded
+        self.model = build_model(spec)
+        if init is not None:
+            load_canonical(self.model, init)
+        self.model.to(device)
+        self.optimizer = make_optimizer(self.model, train)
+        self.loss_fn = nn.CrossEntropyLoss()
+        # Like a DataLoader(shuffle=True) seeded through its generator: one randperm per epoch.
+        self.native_order = torch.Generator().manual_seed(seed)
+        self.x = self.y = None
+
+    @property
+    def n_parameters(self) -> int:
+        return count_parameters(self.model)
+
+    def canonical_weights(self) -> dict[str, np.ndarray]:
+        return canonical_weights(self.model)
+
+    def details(self) -> dict:
+        """How this framework ran, for the run record."""
+        return {
+            "train_path": "plain loop over index_select minibatches of resident tensors",
+            "intra_op_threads": torch.get_num_threads(),
+            "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            "cudnn_version": torch.backends.cudnn.version() if self.device.type == "cuda" else None,
+        }
+
+    def set_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
+        """Keep the whole training split on the device as one tensor: no per-batch DataLoader."""
+        self.x = torch.from_numpy(x).unsqueeze(1).to(self.device)  # (N, 1, 28, 28)
+        self.y = torch.from_numpy(y).to(self.device)
+
+    def epoch_order(self, epoch: int) -> torch.Tensor:
+        n = len(self.y)
+        if self.train["order"] == "shared":
+            return torch.from_numpy(protocol.epoch_permutation(self.seed, epoch, n)).to(self.device)
+        return torch.randperm(n, generator=self.native_order).to(self.device)
+
+    def train_epoch(self, epoch: int, progress=None) -> tuple[float, float, float]:
+        """One pass over the training data; returns (mean loss, accuracy, seconds).
+
+        Loss and accuracy are those of each minibatch at the time it was trained on, averaged
+        over all images (what Keras's fit reports too).
+        """
+        self.model.train()
+        start = time.perf_counter()
+        order = self.epoch_order(epoch)
+        n = len(order)
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        for batch in protocol.batch_slices(n, self.train["batch_size"]):
+            idx = order[batch]
+            xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
+            logits = self.model(xb)
+            loss = self.loss_fn(logits, yb)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            # Accumulated on the device: no GPU-to-CPU sync per step.
+            loss_sum += loss.detach() * len(yb)
+            correct += (logits.detach().argmax(1) == yb).sum()
+            if progress is not None:
+                progress.update(1)
+        loss_mean, acc = loss_sum.item() / n, correct.item() / n
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        return loss_mean, acc, time.perf_counter() - start
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return predict(self.model, x, self.device)
+
+    def save(self, model_dir: Path) -> Path:
+        path = Path(model_dir) / MODEL_FILE
+        with atomic_write(path) as f:
+            torch.save(self.model.state_dict(), f)
+        return path
+
+    def peak_gpu_memory_mb(self) -> float | None:
+        if self.device.type != "cuda":
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 2**20
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray, device: torch.device) -> np.ndarray:
+    """Logits (N, classes) float32 of images x (N, 28, 28), in evaluation mode."""
+    model.eval()
+    out = []
+    for batch in protocol.batch_slices(len(x), PREDICT_BATCH):
+        xb = torch.from_numpy(x[batch]).unsqueeze(1).to(device)
+        out.append(model(xb).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+
+
+def evaluate_logits(model_dir: Path, spec: LeNetSpec, x: np.ndarray) -> np.ndarray:
+    """Load the trained model and return its test logits, on the CPU (10,000 images take ~1 s)."""
+    return predict(load_model(model_dir, spec), x, torch.device("cpu"))
+
+
+def load_model(model_dir: Path, spec: LeNetSpec) -> nn.Module:
+    """The trained model on the CPU; a missing or corrupt file is a PipelineError."""
+    path = Path(model_dir) / MODEL_FILE
+    if not path.is_file():
+        raise PipelineError(f"{path} is missing; run the train step for this framework and seed first")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model = build_model(spec)
+        model.load_state_dict(state)
+    except Exception as e:  # a truncated zip, foreign pickle or other tensors: all mean "retrain"
+        raise PipelineError(
+            f"cannot load {path}: {type(e).__name__}: {e}. The file is corrupt or from another model "
+            "spec; delete it and rerun the train step"
+        ) from e
+    return model

@@ -1,0 +1,80 @@
+# Training steps: shared initial weights per seed, one training job per (framework, seed), then
+# its evaluation on the test set. `params:` lists exactly the keys a step reads, like the
+# `params:` of the DVC stage of the same name; each shell line equals that stage's `cmd`.
+from lenet_compare.backends import FRAMEWORKS
+from lenet_compare.devices import uses_gpu
+
+METRICS = expand(
+    "reports/runs/{framework}/seed{seed}/metrics.json",
+    framework=config["frameworks"],
+    seed=config["seeds"],
+)
+# 1 when training jobs will run on a GPU, so `--resources gpu=N` caps concurrent GPU jobs.
+# Decided once, at parse time, by lenet_compare.devices (no framework import).
+TRAIN_GPUS = int(uses_gpu(config["train"]["device"]))
+
+
+wildcard_constraints:
+    framework="|".join(FRAMEWORKS),
+    seed=r"\d+",
+
+
+rule init:
+    input:
+        script="workflow/scripts/init.py",
+        code=["src/lenet_compare/protocol.py", "src/lenet_compare/lenet_spec.py"],
+    output:
+        weights="data/init/seed{seed}.npz",
+    log:
+        "logs/init/seed{seed}.log",
+    params:
+        model=config["model"],
+    shell:
+        "python {input.script} --seed {wildcards.seed} --out {output.weights} --log {log}"
+
+
+rule train:
+    input:
+        data=PREPARED,
+        init="data/init/seed{seed}.npz",
+        script="workflow/scripts/train.py",
+        code=[
+            "src/lenet_compare/{framework}_backend.py",
+            "src/lenet_compare/protocol.py",
+            "src/lenet_compare/lenet_spec.py",
+        ],
+    output:
+        model_dir=directory("data/models/{framework}/seed{seed}"),
+        history="reports/runs/{framework}/seed{seed}/history.csv",
+        run_record="reports/runs/{framework}/seed{seed}/run.json",
+    log:
+        "logs/train/{framework}/seed{seed}.log",
+    # Timings are results: a training job has the machine's cores to itself, as under DVC.
+    threads: workflow.cores
+    resources:
+        gpu=TRAIN_GPUS,
+    params:
+        model=config["model"],
+        train=config["train"],
+    shell:
+        "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --init {input.init} --model-dir {output.model_dir} --history {output.history} --run-record {output.run_record} --log {log}"
+
+
+rule evaluate:
+    input:
+        data=PREPARED,
+        model_dir="data/models/{framework}/seed{seed}",
+        run_record="reports/runs/{framework}/seed{seed}/run.json",
+        script="workflow/scripts/evaluate.py",
+        code=[
+            "src/lenet_compare/{framework}_backend.py",
+            "src/lenet_compare/protocol.py",
+            "src/lenet_compare/lenet_spec.py",
+        ],
+    output:
+        predictions="data/predictions/{framework}/seed{seed}.npz",
+        metrics="reports/runs/{framework}/seed{seed}/metrics.json",
+    log:
+        "logs/evaluate/{framework}/seed{seed}.log",
+    shell:
+        "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --model-dir {input.model_dir} --run-record {input.run_record} --predictions {output.predictions} --metrics {output.metrics} --log {log}"

@@ -1,0 +1,85 @@
+"""Step `evaluate`: predict the test set with one trained model; write predictions and metrics.json.
+
+Imports only the chosen framework and runs on the CPU (10,000 images take about a second), so it
+never needs a GPU. The model spec comes from the run record the train step wrote, and test
+loss and accuracy are computed from the logits with numpy, the same formula for both frameworks.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from lenet_compare import cli, protocol
+from lenet_compare.atomic import atomic_write, write_json
+from lenet_compare.backends import FRAMEWORKS, import_backend
+from lenet_compare.errors import PipelineError
+from lenet_compare.lenet_spec import LeNetSpec
+
+
+def read_run_record(path: Path, framework: str, seed: int) -> dict:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise PipelineError(f"cannot read {path}: {e.strerror}; run the train step first") from e
+    except json.JSONDecodeError as e:
+        raise PipelineError(f"{path} is not valid JSON ({e}); rerun the train step") from e
+    if (record.get("framework"), record.get("seed")) != (framework, seed):
+        raise PipelineError(
+            f"{path} records framework {record.get('framework')!r}, seed {record.get('seed')}, "
+            f"not {framework!r}, seed {seed}"
+        )
+    return record
+
+
+def load_test(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return npz["x_test"], npz["y_test"]
+    except (OSError, KeyError, ValueError) as e:
+        raise PipelineError(f"cannot read x_test, y_test from {path}: {e}; rerun the prepare step") from e
+
+
+def main(args) -> None:
+    record = read_run_record(args.run_record, args.framework, args.seed)
+    spec = LeNetSpec.from_params(record["params"]["model"])
+    x_test, y_test = load_test(args.data)
+    backend = import_backend(args.framework)
+    logits = backend.evaluate_logits(args.model_dir, spec, x_test).astype(np.float32)
+    y_pred = logits.argmax(axis=1).astype(np.int64)
+    with atomic_write(args.predictions) as f:
+        np.savez(f, y_pred=y_pred, logits=logits)
+    n_correct = int((y_pred == y_test).sum())
+    metrics = {
+        "framework": args.framework,
+        "seed": args.seed,
+        "n_test": len(y_test),
+        "n_correct": n_correct,
+        "test_accuracy": n_correct / len(y_test),  # a fraction, never rounded
+        "test_loss": protocol.cross_entropy(logits, y_test),
+        "train_seconds": record["train_seconds"],
+    }
+    write_json(args.metrics, metrics)
+    cli.log.info(
+        "%s seed %d: test accuracy %.4f (%d/%d), test loss %.4f; wrote %s and %s",
+        args.framework,
+        args.seed,
+        metrics["test_accuracy"],
+        n_correct,
+        len(y_test),
+        metrics["test_loss"],
+        args.predictions,
+        args.metrics,
+    )
+
+
+if __name__ == "__main__":
+    p = cli.parser(__doc__.split("\n", 1)[0])
+    p.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--data", type=Path, required=True, help="the prepared .npz cache")
+    p.add_argument("--model-dir", type=Path, required=True, help="folder holding the trained model")
+    p.add_argument("--run-record", type=Path, required=True, help="run.json written by the train step")
+    p.add_argument("--predictions", type=Path, required=True, help="output: y_pred and logits (.npz)")
+    p.add_argument("--metrics", type=Path, required=True, help="output: metrics.json")
+    cli.run(main, p.parse_args())
