@@ -88,19 +88,27 @@ def copy_repo(dest: Path) -> Path:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, target)
     run(["git", "init", "-q"], dest)
+    run(["git", "config", "user.name", "tests"], dest)
+    run(["git", "config", "user.email", "tests@localhost"], dest)
     run(["git", "add", "-A"], dest)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], dest)
+    run(["git", "commit", "-qm", "copy"], dest)
     return dest
 
 
-@pytest.fixture
-def workspace(tmp_path: Path):
-    """A fresh copy of the repo with tiny params; returns (path, write_params_fn)."""
+def make_workspace(dest: Path, params: dict | None = None) -> Path:
+    """A fresh copy of the repo with ``params`` (default: tiny_params()) committed."""
     if not DEBIAN_DIR.is_dir():
         pytest.skip(f"{DEBIAN_DIR} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
-    ws = copy_repo(tmp_path / "repo")
-    write_params(ws / "params.yaml", tiny_params())
+    ws = copy_repo(dest)
+    write_params(ws / "params.yaml", params or tiny_params())
+    run(["git", "commit", "-qam", "tiny params"], ws)
     return ws
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """A fresh copy of the repo with tiny params."""
+    return make_workspace(tmp_path / "repo")
 
 
 @pytest.fixture(scope="session")

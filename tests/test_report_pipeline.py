@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO, make_workspace, run, tiny_params
+from conftest import make_workspace, run, tiny_params
 from PIL import Image
 
 from lenet_compare.dataset import load_prepared
@@ -21,10 +21,6 @@ pytestmark = pytest.mark.slow
 SEEDS = [0, 1]
 
 
-@pytest.mark.skipif(
-    "workflow/rules/report.smk" not in (REPO / "Snakefile").read_text(),
-    reason="the Snakefile does not include workflow/rules/report.smk yet",
-)
 def test_tiny_real_run_builds_a_consistent_report(tmp_path):
     ws = make_workspace(tmp_path / "repo", tiny_params(seeds=SEEDS))
     run(["snakemake", "--cores", "2", "reports/report.md"], ws, timeout=1800)

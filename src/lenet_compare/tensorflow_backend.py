@@ -249,8 +249,13 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x[..., None], batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
 
 
-def evaluate_logits(model_dir: Path, spec: LeNetSpec, x: np.ndarray) -> np.ndarray:
-    """Load the trained model and return its test logits, on the CPU (10,000 images take ~1 s)."""
+def predict_one(model: keras.Model, image: np.ndarray) -> np.ndarray:
+    """Logits of one image (28, 28): a direct call, as a served model makes it (no `predict` loop)."""
+    return np.asarray(model(image[None, ..., None], training=False))
+
+
+def load_for_inference(model_dir: Path, spec: LeNetSpec) -> keras.Model:
+    """The trained model, on the CPU (10,000 test images take ~1 s)."""
     configure("cpu", deterministic=True, tf32=False, seed=0)
     model = load_model(model_dir)
     # The .keras file holds its own architecture; check it is the spec's (run.json) network.
@@ -259,7 +264,7 @@ def evaluate_logits(model_dir: Path, spec: LeNetSpec, x: np.ndarray) -> np.ndarr
             f"{Path(model_dir) / MODEL_FILE} has {count_parameters(model)} parameters, its run record's "
             f"model spec {spec.n_parameters}; rerun the train step"
         )
-    return predict(model, x)
+    return model
 
 
 def load_model(model_dir: Path) -> keras.Model:

@@ -26,6 +26,7 @@ VERSION = torch.__version__
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 POOLINGS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 PREDICT_BATCH = 1000
+CPU = torch.device("cpu")
 
 
 def build_model(spec: LeNetSpec) -> nn.Sequential:
@@ -175,8 +176,8 @@ class Trainer:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: np.ndarray, device: torch.device) -> np.ndarray:
-    """Logits (N, classes) float32 of images x (N, 28, 28), in evaluation mode."""
+def predict(model: nn.Module, x: np.ndarray, device: torch.device = CPU) -> np.ndarray:
+    """Logits (N, classes) float32 of images x (N, 28, 28), in evaluation mode, PREDICT_BATCH at a time."""
     model.eval()
     out = []
     for batch in protocol.batch_slices(len(x), PREDICT_BATCH):
@@ -185,9 +186,16 @@ def predict(model: nn.Module, x: np.ndarray, device: torch.device) -> np.ndarray
     return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
 
-def evaluate_logits(model_dir: Path, spec: LeNetSpec, x: np.ndarray) -> np.ndarray:
-    """Load the trained model and return its test logits, on the CPU (10,000 images take ~1 s)."""
-    return predict(load_model(model_dir, spec), x, torch.device("cpu"))
+@torch.no_grad()
+def predict_one(model: nn.Module, image: np.ndarray) -> np.ndarray:
+    """Logits of one image (28, 28): the plain call a served model makes, for latency."""
+    return model(torch.from_numpy(image)[None, None]).numpy()
+
+
+def load_for_inference(model_dir: Path, spec: LeNetSpec) -> nn.Module:
+    """The trained model on the CPU in evaluation mode (10,000 test images take ~1 s)."""
+    configure("cpu", deterministic=True, tf32=False, seed=0)
+    return load_model(model_dir, spec).eval()
 
 
 def load_model(model_dir: Path, spec: LeNetSpec) -> nn.Module:

@@ -1,5 +1,5 @@
 # Shared by every rule: validated params and the file names of DESIGN.md.
-import os
+from pathlib import Path
 
 from lenet_compare.config import check_engine_config
 from lenet_compare.fashion_mnist import FILES as RAW_FILES
@@ -14,4 +14,23 @@ PREPARED = "data/prepared/fashion_mnist.npz"
 def raw_dir(wildcards, input, output):
     """The folder of the raw .gz files, as the download and prepare steps take it."""
     files = output.raw if "raw" in output.keys() else input.raw
-    return os.path.dirname(files[0])
+    return Path(files[0]).parent.as_posix()
+
+
+# The report step takes folders; they are derived from the rule's own files, so nothing is said twice.
+def runs_dir(wildcards, input):
+    """reports/runs, from reports/runs/{framework}/seed{seed}/metrics.json."""
+    return Path(input.metrics[0]).parents[2].as_posix()
+
+
+def predictions_dir(wildcards, input):
+    """data/predictions, from data/predictions/{framework}/seed{seed}.npz."""
+    return Path(input.predictions[0]).parents[1].as_posix()
+
+
+def figures_dir(wildcards, output):
+    return Path(output.figures[0]).parent.as_posix()
+
+
+def plots_dir(wildcards, output):
+    return Path(output.confusion[0]).parent.as_posix()

@@ -1,28 +1,7 @@
 # The report: statistics over seeds, paired tests, figures, report.md + report.html, metrics.json.
 # It reads every run's files (DESIGN.md) and the prepared cache (test labels and images); no
 # framework is imported. Same command line as the DVC stage `report`.
-from pathlib import Path
-
 from lenet_compare.report_files import FIGURES, SCREENSHOT
-
-
-# The step takes folders; they are derived from the rule's own files, so nothing is said twice.
-def runs_dir(wildcards, input):
-    """reports/runs, from reports/runs/{framework}/seed{seed}/metrics.json."""
-    return Path(input.metrics[0]).parents[2].as_posix()
-
-
-def predictions_dir(wildcards, input):
-    """data/predictions, from data/predictions/{framework}/seed{seed}.npz."""
-    return Path(input.predictions[0]).parents[1].as_posix()
-
-
-def figures_dir(wildcards, output):
-    return Path(output.figures[0]).parent.as_posix()
-
-
-def plots_dir(wildcards, output):
-    return Path(output.confusion[0]).parent.as_posix()
 
 
 rule report:

@@ -70,11 +70,15 @@ rule evaluate:
             "src/lenet_compare/{framework}_backend.py",
             "src/lenet_compare/protocol.py",
             "src/lenet_compare/lenet_spec.py",
+            "src/lenet_compare/classification.py",
+            "src/lenet_compare/inference_timing.py",
         ],
     output:
         predictions="data/predictions/{framework}/seed{seed}.npz",
         metrics="reports/runs/{framework}/seed{seed}/metrics.json",
     log:
         "logs/evaluate/{framework}/seed{seed}.log",
+    # It measures inference speed: like training, it has the machine's cores to itself.
+    threads: workflow.cores
     shell:
         "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --model-dir {input.model_dir} --run-record {input.run_record} --predictions {output.predictions} --metrics {output.metrics} --log {log}"

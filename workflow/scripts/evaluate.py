@@ -1,8 +1,10 @@
 """Step `evaluate`: predict the test set with one trained model; write predictions and metrics.json.
 
 Imports only the chosen framework and runs on the CPU (10,000 images take about a second), so it
-never needs a GPU. The model spec comes from the run record the train step wrote, and test
-loss and accuracy are computed from the logits with numpy, the same formula for both frameworks.
+never needs a GPU. The model spec comes from the run record the train step wrote; test loss,
+accuracy, per-class precision/recall/F1 and the confusion matrix are computed from the logits
+with numpy, the same code for both frameworks. Inference speed (images/s at batch 1,000 and
+single-image latency) is measured by lenet_compare.inference_timing, also the same for both.
 """
 
 import json
@@ -10,10 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_compare import cli, protocol
+from lenet_compare import cli, inference_timing, protocol
 from lenet_compare.atomic import atomic_write, write_json
 from lenet_compare.backends import FRAMEWORKS, import_backend
+from lenet_compare.classification import classification_metrics
 from lenet_compare.errors import PipelineError
+from lenet_compare.fashion_mnist import CLASS_NAMES
 from lenet_compare.lenet_spec import LeNetSpec
 
 
@@ -45,11 +49,13 @@ def main(args) -> None:
     spec = LeNetSpec.from_params(record["params"]["model"])
     x_test, y_test = load_test(args.data)
     backend = import_backend(args.framework)
-    logits = backend.evaluate_logits(args.model_dir, spec, x_test).astype(np.float32)
+    model = backend.load_for_inference(args.model_dir, spec)
+    logits = backend.predict(model, x_test).astype(np.float32)
     y_pred = logits.argmax(axis=1).astype(np.int64)
     with atomic_write(args.predictions) as f:
         np.savez(f, y_pred=y_pred, logits=logits)
-    n_correct = int((y_pred == y_test).sum())
+    per_class = classification_metrics(y_test, y_pred, CLASS_NAMES)
+    n_correct = per_class["n_correct"]
     metrics = {
         "framework": args.framework,
         "seed": args.seed,
@@ -58,16 +64,26 @@ def main(args) -> None:
         "test_accuracy": n_correct / len(y_test),  # a fraction, never rounded
         "test_loss": protocol.cross_entropy(logits, y_test),
         "train_seconds": record["train_seconds"],
+        **per_class,
     }
+    metrics.update(
+        inference_timing.measure(
+            lambda x: backend.predict(model, x),
+            lambda image: backend.predict_one(model, image),
+            x_test,
+        )
+    )
     write_json(args.metrics, metrics)
     cli.log.info(
-        "%s seed %d: test accuracy %.4f (%d/%d), test loss %.4f; wrote %s and %s",
+        "%s seed %d: test accuracy %.4f (%d/%d), test loss %.4f, %.0f images/s, %.2f ms per image; wrote %s and %s",
         args.framework,
         args.seed,
         metrics["test_accuracy"],
         n_correct,
         len(y_test),
         metrics["test_loss"],
+        metrics["inference_images_per_second"],
+        metrics["latency_ms_single_image"],
         args.predictions,
         args.metrics,
     )

@@ -1,0 +1,79 @@
+"""DVC versions every change: a tiny real run, then no-op repro, metrics diff, a remote round trip,
+and Snakemake seeing DVC's outputs as up to date."""
+
+import hashlib
+import json
+import shutil
+
+import pytest
+import yaml
+from conftest import make_workspace, run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dvc_repo(tmp_path_factory):
+    """The whole tiny DAG run once by `dvc repro` and committed, as a user would."""
+    ws = make_workspace(tmp_path_factory.mktemp("dvc") / "repo")
+    run(["dvc", "repro"], ws)
+    run(["git", "add", "-A"], ws)
+    run(["git", "commit", "-qm", "baseline run"], ws)
+    return ws
+
+
+def clone_of(repo, dest):
+    """A copy of the run repo (cache included), for tests that change it."""
+    shutil.copytree(repo, dest, symlinks=True)
+    return dest
+
+
+def tracked_outputs(repo):
+    """sha256 of every file under data/ (what DVC caches)."""
+    return {
+        str(p.relative_to(repo)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((repo / "data").rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_repro_right_after_a_run_does_nothing(dvc_repo):
+    out = run(["dvc", "repro"], dvc_repo).stdout
+    assert "Running stage" not in out
+    assert "Data and pipelines are up to date" in run(["dvc", "status"], dvc_repo).stdout
+
+
+def test_snakemake_sees_dvc_outputs_as_up_to_date(dvc_repo):
+    out = run(["snakemake", "--cores", "1", "--dry-run"], dvc_repo)
+    assert "Nothing to be done" in out.stdout + out.stderr
+
+
+def test_metrics_diff_shows_a_params_change(dvc_repo, tmp_path):
+    repo = clone_of(dvc_repo, tmp_path / "repo")
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], repo)
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], repo).stdout)
+    changed = {
+        (path, key)
+        for path, metrics in diff.items()
+        for key, values in metrics.items()
+        if key == "test_accuracy" and values["old"] != values["new"]
+    }
+    assert changed, f"no test_accuracy changed in {diff}"
+    params_diff = json.loads(run(["dvc", "params", "diff", "--json"], repo).stdout)
+    assert params_diff["params.yaml"]["train.epochs"] == {"old": 2, "new": 1, "diff": -1}
+
+
+def test_remote_round_trip_is_byte_identical(dvc_repo, tmp_path):
+    repo = clone_of(dvc_repo, tmp_path / "repo")
+    before = tracked_outputs(repo)
+    assert any(k.startswith("data/models/") for k in before) and any(k.startswith("data/prepared/") for k in before)
+    run(["dvc", "remote", "add", "--default", "store", str(tmp_path / "remote")], repo)
+    run(["dvc", "push"], repo)
+    shutil.rmtree(repo / ".dvc" / "cache")
+    shutil.rmtree(repo / "data")
+    run(["dvc", "pull"], repo)
+    assert tracked_outputs(repo) == before
+    assert "up to date" in run(["dvc", "status"], repo).stdout
