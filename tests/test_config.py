@@ -55,6 +55,11 @@ def test_padding_per_conv_layer():
         validate_params(tiny_params(**{"model.conv_padding": [2]}))
 
 
+def test_kernel_too_large_for_the_image():
+    with pytest.raises(PipelineError, match=r"model: conv2 leaves no pixels.*smaller model.kernel_size"):
+        validate_params(tiny_params(**{"model.kernel_size": 13, "model.conv_padding": [0, 0]}))
+
+
 def test_malformed_yaml(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("data: [unclosed\n")

@@ -13,6 +13,7 @@ import jsonschema
 import yaml
 
 from .errors import PipelineError
+from .lenet_spec import LeNetSpec
 from .paths import SCHEMA
 
 N_TRAIN = 60_000  # images in the Fashion-MNIST training set
@@ -112,15 +113,11 @@ def _cross_field_problems(params: dict) -> list[str]:
             f"(model.conv_channels = {model['conv_channels']})"
         )
     else:
-        side = 28
-        for i, pad in enumerate(model["conv_padding"]):
-            side = (side + 2 * pad - model["kernel_size"] + 1) // 2
-            if side < 1:
-                problems.append(
-                    f"model: conv layer {i + 1} (kernel_size {model['kernel_size']}, padding {pad}) "
-                    "leaves no pixels after pooling; use a smaller kernel or more padding"
-                )
-                break
+        # lenet_spec is the one place that knows the network's geometry.
+        try:
+            _ = LeNetSpec.from_params(model).conv_layers  # raises when a layer leaves no pixels
+        except ValueError as e:
+            problems.append(f"model: {e}; use a smaller model.kernel_size or more model.conv_padding")
     return problems
 
 

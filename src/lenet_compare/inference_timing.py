@@ -14,16 +14,16 @@ from collections.abc import Callable
 
 import numpy as np
 
-THROUGHPUT_BATCH = 1000
-
 
 def measure(
     predict: Callable[[np.ndarray], np.ndarray],
     predict_one: Callable[[np.ndarray], np.ndarray],
     x: np.ndarray,
+    batch_size: int,
     passes: int = 3,
     single_calls: int = 200,
 ) -> dict:
+    """Time ``predict`` (which runs ``batch_size`` images at a time) and ``predict_one``."""
     predict(x)  # warm-up: graph tracing, allocator, caches
     seconds = []
     for _ in range(passes):
@@ -41,7 +41,7 @@ def measure(
         "inference_images_per_second": len(x) / statistics.median(seconds),
         "latency_ms_single_image": 1000 * statistics.median(latencies),
         "inference_timing": {
-            "batch_size": THROUGHPUT_BATCH,
+            "batch_size": batch_size,
             "passes": passes,
             "images_per_pass": len(x),
             "pass_seconds": seconds,

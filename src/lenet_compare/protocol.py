@@ -17,6 +17,17 @@ from .atomic import atomic_write
 from .errors import PipelineError
 from .lenet_spec import LeNetSpec, check_weights
 
+# history.csv, one row per epoch: DESIGN.md's six columns, then the validation pass's time.
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "epoch_seconds",  # the training pass alone
+    "val_seconds",  # predicting the validation split, timed separately
+)
+
 INIT_STREAM = 1
 ORDER_STREAM = 2
 NATIVE_ORDER_STREAM = 3

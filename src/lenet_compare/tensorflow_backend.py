@@ -125,7 +125,7 @@ def make_optimizer(train: dict) -> keras.optimizers.Adam:
     Keras adds epsilon to sqrt(v) before bias correction ("epsilon hat" of the Adam paper), so
     Keras with eps = e behaves like PyTorch with a step-dependent eps_t = e / sqrt(1 - b2^t):
     with b2 = 0.999 that is 31.6 e at step 1, 10 e at step 10, 3.2 e at step 100, 1.26 e at step
-    1,000 and within 1 % of e after about 3,000 steps (under 2 epochs of 55,000 images at batch
+    1,000 and within 1 % of e after about 3,925 steps (2.3 epochs of 55,000 images at batch
     32). Early in training a parameter whose gradient is not much larger than eps_t takes a
     smaller step in Keras; once |g| >> eps_t (nearly all parameters, with e = 1e-8) the two
     updates agree to float32 rounding. The article's Keras run also kept Keras's default

@@ -99,8 +99,6 @@ class Trainer:
         self.model.to(device)
         self.optimizer = make_optimizer(self.model, train)
         self.loss_fn = nn.CrossEntropyLoss()
-        # Like a DataLoader(shuffle=True) seeded through its generator: one randperm per epoch.
-        self.native_order = torch.Generator().manual_seed(seed)
         self.x = self.y = None
 
     @property
@@ -128,7 +126,11 @@ class Trainer:
         n = len(self.y)
         if self.train["order"] == "shared":
             return torch.from_numpy(protocol.epoch_permutation(self.seed, epoch, n)).to(self.device)
-        return torch.randperm(n, generator=self.native_order).to(self.device)
+        # Like a DataLoader(shuffle=True) with a seeded generator: one randperm per epoch. The
+        # generator gets its own seed per epoch (protocol.native_epoch_seed, as on the Keras
+        # side), so the order never reuses the random numbers that drew the initial weights.
+        generator = torch.Generator().manual_seed(protocol.native_epoch_seed(self.seed, epoch))
+        return torch.randperm(n, generator=generator).to(self.device)
 
     def train_epoch(self, epoch: int, progress=None) -> tuple[float, float, float]:
         """One pass over the training data; returns (mean loss, accuracy, seconds).

@@ -6,12 +6,14 @@
 rule download:
     input:
         script="workflow/scripts/download.py",
-        code="src/lenet_compare/download.py",
+        code=["src/lenet_compare/download.py", "src/lenet_compare/fashion_mnist.py"],
     output:
         raw=RAW,
         provenance="reports/data/provenance.json",
     log:
         "logs/download.log",
+    # data.download_timeout / download_retries are read too but not listed: they change how
+    # long a download may take, never which (checksum-verified) bytes it delivers.
     params:
         raw_dir=raw_dir,
         sources=config["data"]["sources"],
@@ -23,7 +25,11 @@ rule prepare:
     input:
         raw=RAW,
         script="workflow/scripts/prepare.py",
-        code=["src/lenet_compare/dataset.py", "src/lenet_compare/idx.py"],
+        code=[
+            "src/lenet_compare/dataset.py",
+            "src/lenet_compare/idx.py",
+            "src/lenet_compare/fashion_mnist.py",
+        ],
     output:
         cache=PREPARED,
         summary="reports/data/prepared.json",

@@ -35,6 +35,8 @@ rule report:
             "src/lenet_compare/figures.py",
             "src/lenet_compare/classification.py",
             "src/lenet_compare/report_files.py",
+            "src/lenet_compare/dataset.py",
+            "src/lenet_compare/protocol.py",
             "src/lenet_compare/templates/report.md.j2",
             "src/lenet_compare/templates/page.html.j2",
         ],

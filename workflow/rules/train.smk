@@ -49,6 +49,9 @@ rule train:
         run_record="reports/runs/{framework}/seed{seed}/run.json",
     log:
         "logs/train/{framework}/seed{seed}.log",
+    # Wall time, CPU time and peak memory of the whole job, as Snakemake sees it.
+    benchmark:
+        "logs/benchmarks/train/{framework}/seed{seed}.tsv"
     # Timings are results: a training job has the machine's cores to itself, as under DVC.
     threads: workflow.cores
     resources:
@@ -72,12 +75,15 @@ rule evaluate:
             "src/lenet_compare/lenet_spec.py",
             "src/lenet_compare/classification.py",
             "src/lenet_compare/inference_timing.py",
+            "src/lenet_compare/fashion_mnist.py",
         ],
     output:
         predictions="data/predictions/{framework}/seed{seed}.npz",
         metrics="reports/runs/{framework}/seed{seed}/metrics.json",
     log:
         "logs/evaluate/{framework}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{framework}/seed{seed}.tsv"
     # It measures inference speed: like training, it has the machine's cores to itself.
     threads: workflow.cores
     shell:

@@ -20,6 +20,8 @@ from lenet_compare.errors import PipelineError
 from lenet_compare.fashion_mnist import CLASS_NAMES
 from lenet_compare.lenet_spec import LeNetSpec
 
+RECORD_KEYS = ("framework", "seed", "params", "train_seconds")  # what this step reads of run.json
+
 
 def read_run_record(path: Path, framework: str, seed: int) -> dict:
     try:
@@ -33,6 +35,9 @@ def read_run_record(path: Path, framework: str, seed: int) -> dict:
             f"{path} records framework {record.get('framework')!r}, seed {record.get('seed')}, "
             f"not {framework!r}, seed {seed}"
         )
+    missing = [key for key in RECORD_KEYS if key not in record]
+    if missing or "model" not in record.get("params", {}):
+        raise PipelineError(f"{path} lacks {', '.join(missing) or 'params.model'}; rerun the train step")
     return record
 
 
@@ -52,8 +57,6 @@ def main(args) -> None:
     model = backend.load_for_inference(args.model_dir, spec)
     logits = backend.predict(model, x_test).astype(np.float32)
     y_pred = logits.argmax(axis=1).astype(np.int64)
-    with atomic_write(args.predictions) as f:
-        np.savez(f, y_pred=y_pred, logits=logits)
     per_class = classification_metrics(y_test, y_pred, CLASS_NAMES)
     n_correct = per_class["n_correct"]
     metrics = {
@@ -71,8 +74,12 @@ def main(args) -> None:
             lambda x: backend.predict(model, x),
             lambda image: backend.predict_one(model, image),
             x_test,
+            backend.PREDICT_BATCH,
         )
     )
+    # Both outputs at the end, so a step stopped midway leaves no new file beside an old one.
+    with atomic_write(args.predictions) as f:
+        np.savez(f, y_pred=y_pred, logits=logits)
     write_json(args.metrics, metrics)
     cli.log.info(
         "%s seed %d: test accuracy %.4f (%d/%d), test loss %.4f, %.0f images/s, %.2f ms per image; wrote %s and %s",

@@ -27,16 +27,6 @@ from lenet_compare.errors import PipelineError
 from lenet_compare.gpu_slots import claim_gpu_for_this_process
 from lenet_compare.lenet_spec import LeNetSpec
 
-HISTORY_COLUMNS = (
-    "epoch",
-    "train_loss",
-    "train_accuracy",
-    "val_loss",
-    "val_accuracy",
-    "epoch_seconds",  # the training pass alone
-    "val_seconds",  # predicting the validation split, timed separately
-)
-
 
 def load_split(path: Path) -> dict[str, np.ndarray]:
     names = ("x_train", "y_train", "x_val", "y_val")
@@ -58,7 +48,7 @@ def progress_bar(total: int, epoch: int, epochs: int):
 
 def history_csv(rows: list[dict]) -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=protocol.HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     # repr: the shortest text that reads back as the same float, so reruns compare exactly
     writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
