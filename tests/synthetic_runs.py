@@ -105,7 +105,7 @@ def write_runs(
                 "order": params["train"]["order"],
                 "deterministic": params["train"]["deterministic"],
                 "tf32": params["train"]["tf32"],
-                "params": params,
+                "params": {"model": params["model"], "train": params["train"]},  # as the train step records it
                 **(extra_run or {}),
             }
             (folder / "run.json").write_text(json.dumps(run, indent=2))

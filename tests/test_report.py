@@ -23,11 +23,12 @@ from PIL import Image
 from scipy import stats as sps
 from synthetic_runs import params_for, write_runs
 
-from lenet_compare.classification import confusion_matrix
+from lenet_compare import figures
+from lenet_compare.classification import classification_metrics, confusion_matrix
 from lenet_compare.dataset import load_prepared, prepare, save_prepared
 from lenet_compare.errors import PipelineError
-from lenet_compare.render import md_escape
-from lenet_compare.report import build
+from lenet_compare.render import image_link, markdown_to_html, md_escape
+from lenet_compare.report import PAIR, build
 from lenet_compare.report_files import FIGURES, FRAMEWORK_NAMES
 from lenet_compare.stats import format_p
 
@@ -149,6 +150,16 @@ def t_half(values: np.ndarray) -> float:
     return sps.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
 
 
+def pi_half(values: np.ndarray) -> float:
+    """Half-width of the 95 % prediction interval for one more value."""
+    n = len(values)
+    return sps.t.ppf(0.975, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
+
+
+def one_line(md: str) -> str:
+    return " ".join(md.split())
+
+
 # ----------------------------------------------------------------------------------------------
 # The numbers
 
@@ -178,6 +189,33 @@ def test_glance_table_equals_the_run_files(built):
     low, high = d.mean() - t_half(d), d.mean() + t_half(d)
     assert diff[2] == f"{100 * d.mean():+.2f} points (95 % CI {100 * low:+.2f} to {100 * high:+.2f})"
     assert diff[3] == ", ".join(f"{100 * x:+.2f}" for x in d)
+
+
+def test_article_gap_is_set_against_a_single_runs_prediction_interval(built):
+    """One published run each: compared with where one run's gap falls, not with the CI of the mean."""
+    d = built.acc("tensorflow") - built.acc("torch")
+    low, high = 100 * (d.mean() - pi_half(d)), 100 * (d.mean() + pi_half(d))
+    text = one_line(built.md)
+    # The glance table's footnote gives the interval and says what it means.
+    assert (
+        f"the 95 % prediction interval for a single run's TensorFlow/Keras-minus-PyTorch gap under this protocol "
+        f"is {low:+.2f} to {high:+.2f} points"
+    ) in text
+    assert "where a single run's gap would fall 95 % of the time" in text
+    # The verdict compares the article's gap (+1.34 to +2.34) with it.
+    line = next(x for x in built.md.splitlines() if x.startswith("- The article's gap"))
+    assert f"single run's TensorFlow-minus-PyTorch gap under this protocol ({low:+.2f} to {high:+.2f} points" in line
+    gap_low, gap_high = 1.34, 2.34  # the article's gap, in points
+    if high <= gap_low:
+        where = "lies above"
+    elif low > gap_high:
+        where = "lies below"
+    else:
+        where = "lies within" if low <= gap_low and high >= gap_high else "overlaps"
+    assert where in line and "CI" not in line
+    s = built.summary["tensorflow_minus_torch"]
+    assert s["single_run_pi95_low"] == pytest.approx(d.mean() - pi_half(d), abs=1e-12)
+    assert s["single_run_pi95_high"] == pytest.approx(d.mean() + pi_half(d), abs=1e-12)
 
 
 def test_accuracy_table_equals_the_run_files(built):
@@ -307,7 +345,7 @@ def test_confusion_csv_is_the_first_seed(built):
 
 
 def test_every_figure_referenced_exists_and_is_a_png(built):
-    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", built.md)
+    links = re.findall(r"!\[[^\]]*\]\(<([^>]+)>\)", built.md)
     assert links == [f"figures/{name}.png" for name in FIGURES]
     for link in links:
         path = built.reports / link  # relative to report.md
@@ -316,6 +354,27 @@ def test_every_figure_referenced_exists_and_is_a_png(built):
         with Image.open(path) as img:
             assert img.format == "PNG"
             assert img.width >= 600 and img.height >= 150, (link, img.size)
+
+
+def test_image_links_survive_spaces_and_parentheses():
+    link = image_link("learning_curves", "my figs (v2)/a b).png")
+    assert link == "![learning curves](<my figs (v2)/a b).png>)"
+    html = markdown_to_html(link, "t")
+    assert '<img src="my%20figs%20(v2)/a%20b).png" alt="learning curves"' in html
+    with pytest.raises(ValueError):
+        image_link("x", "a\nb.png")
+
+
+def test_figures_in_a_folder_with_spaces_and_parentheses(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, (0, 1))
+    runs, preds = write_runs(tmp_path, fake_cache, params)
+    out = outputs(tmp_path) | {"figures_dir": tmp_path / "reports" / "my figs (v2)"}
+    build(params, runs, preds, fake_cache, **out)
+    md = out["out_md"].read_text()
+    html = markdown_to_html(md, "t")
+    for name in FIGURES:
+        assert f"(<my figs (v2)/{name}.png>)" in md
+        assert f'<img src="my%20figs%20(v2)/{name}.png"' in html
 
 
 def test_html_embeds_every_figure_and_nothing_external(built):
@@ -432,6 +491,26 @@ def test_metrics_from_another_run_are_caught(tmp_path, fake_cache):
         build(params, runs, preds, fake_cache, **outputs(tmp_path))
 
 
+def test_runs_trained_with_other_params_are_caught(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, (0,))
+    other = {"model": dict(params["model"]), "train": dict(params["train"], lr=params["train"]["lr"] * 2)}
+    other["model"].pop("conv_padding")
+    runs, preds = write_runs(tmp_path, fake_cache, params, extra_run={"params": other})
+    with pytest.raises(PipelineError) as e:
+        build(params, runs, preds, fake_cache, **outputs(tmp_path))
+    message = str(e.value)
+    assert str(runs / "torch" / "seed0" / "run.json") in message
+    assert "model.conv_padding" in message and "train.lr" in message and "train.epochs" not in message
+    assert "rerun the train step (dvc repro / snakemake)" in message
+
+
+def test_runs_trained_on_another_cache_are_caught(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, (0,))
+    runs, preds = write_runs(tmp_path, fake_cache, params, extra_run={"n_train": 123})
+    with pytest.raises(PipelineError, match=r"n_train = 123 but the prepared cache holds 500 .*dvc repro / snakemake"):
+        build(params, runs, preds, fake_cache, **outputs(tmp_path))
+
+
 def test_a_stale_protocol_is_caught(tmp_path, fake_cache):
     params = params_for(FRAMEWORKS, (0,))
     runs, preds = write_runs(tmp_path, fake_cache, params, extra_run={"order": "native"})
@@ -445,8 +524,11 @@ def test_one_seed_reports_no_interval_and_says_why(tmp_path, fake_cache):
     acc = b.metrics("torch", 7)["test_accuracy"]
     assert row(rows, "PyTorch")[2] == f"{pct(acc)} %"
     assert "No paired t-test across seeds: 1 paired seed" in b.md
+    assert "no prediction interval for a single run's gap: 1 paired seed" in one_line(b.md)
+    assert "cannot be set against the spread of single runs here: 1 paired seed" in b.md
     assert b.summary["torch"]["accuracy_std"] is None
-    assert b.summary["tensorflow_minus_torch"]["t_pvalue"] is None
+    d = b.summary["tensorflow_minus_torch"]
+    assert d["t_pvalue"] is None and d["single_run_pi95_low"] is None and d["single_run_pi95_high"] is None
     for name in FIGURES:
         assert (tmp_path / "reports" / "figures" / f"{name}.png").is_file()
 
@@ -458,6 +540,53 @@ def test_one_framework_builds_without_comparisons(tmp_path, fake_cache):
     for name in FIGURES:
         with Image.open(tmp_path / "reports" / "figures" / f"{name}.png") as img:
             assert img.format == "PNG"
+
+
+def test_unsorted_seeds_keep_their_order_in_every_row(tmp_path, fake_cache):
+    b = build_here(tmp_path, fake_cache, params_for(FRAMEWORKS, (3, 1)))
+    lines = b.md.splitlines()
+    header = lines[lines.index("## Results at a glance") + 2]
+    assert header.rstrip().endswith("| Per seed (3, 1) |")
+    rows = table_after(b.md, "## Results at a glance")
+    acc = {f: [b.metrics(f, s)["test_accuracy"] for s in (3, 1)] for f in FRAMEWORKS}
+    assert row(rows, "PyTorch")[3] == ", ".join(pct(a) for a in acc["torch"])
+    diff = [tf - pt for tf, pt in zip(acc["tensorflow"], acc["torch"], strict=True)]
+    assert diff[0] != diff[1]
+    assert row(rows, "TensorFlow/Keras minus PyTorch")[3] == ", ".join(f"{100 * x:+.2f}" for x in diff)
+
+
+def test_tensorflow_first_still_shows_tensorflow_minus_pytorch(tmp_path, fake_cache, monkeypatch):
+    """params.yaml may list tensorflow first: every difference stays TensorFlow minus PyTorch."""
+    assert PAIR == ("torch", "tensorflow")
+    saved = []
+    real_save = figures._save
+
+    def save(fig, path):
+        saved.append({"path": Path(path), "titles": [ax.get_title() for ax in fig.axes],
+                      "suptitle": fig.get_suptitle(),
+                      "heights": [[p.get_height() for p in ax.patches] for ax in fig.axes]})  # fmt: skip
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", save)
+    seeds = (0, 1)
+    b = build_here(tmp_path, fake_cache, params_for(("tensorflow", "torch"), seeds))
+    rows = table_after(b.md, "## Results at a glance")
+    d = [b.metrics("tensorflow", s)["test_accuracy"] - b.metrics("torch", s)["test_accuracy"] for s in seeds]
+    assert row(rows, "TensorFlow/Keras minus PyTorch")[3] == ", ".join(f"{100 * x:+.2f}" for x in d)
+    # The per-class difference panel: TensorFlow minus PyTorch, class by class, mean over seeds.
+    fig = next(x for x in saved if x["path"].name == "per_class_accuracy.png")
+    assert fig["titles"][1] == "TensorFlow/Keras minus PyTorch, per class"
+    arrays, meta = load_prepared(b.cache)
+
+    def recall(f: str, s: int) -> list[float]:
+        return classification_metrics(arrays["y_test"], b.y_pred(f, s), meta["class_names"])["per_class"]["recall"]
+
+    recalls = {f: np.array([recall(f, s) for s in seeds]) for f in ("tensorflow", "torch")}
+    expected = 100 * (recalls["tensorflow"] - recalls["torch"]).mean(axis=0)
+    heights = np.array(fig["heights"][1][: len(expected)])
+    np.testing.assert_allclose(heights, expected, atol=1e-9)
+    drift = next(x for x in saved if x["path"].name == "drift.png")
+    assert drift["suptitle"].startswith("Drift between TensorFlow/Keras and PyTorch")
 
 
 def test_native_protocol_changes_the_words(tmp_path, fake_cache):

@@ -10,6 +10,7 @@ from lenet_compare.stats import (
     paired_tests,
     summarize,
     verdict,
+    wilcoxon_method,
     wilcoxon_smallest_p,
 )
 
@@ -44,6 +45,24 @@ def test_paired_t_test_matches_students_sleep_data():
     assert "dropped" in r["wilcoxon_note"]
 
 
+def test_prediction_interval_of_one_run_on_students_sleep_data():
+    # mean 1.58, sd 1.229995, t(0.975, 9) = 2.262157: 1.58 +- 2.262157 * 1.229995 * sqrt(1 + 1/10)
+    # = 1.58 +- 2.918251 (R: predict(lm(d ~ 1), interval = "prediction")).
+    r = paired_tests(by_seed(SLEEP_1), by_seed(SLEEP_2))
+    assert r["pi_low"] == pytest.approx(1.58 - 2.918251, abs=1e-6)
+    assert r["pi_high"] == pytest.approx(1.58 + 2.918251, abs=1e-6)
+    assert r["pi_note"] is None
+    # Wider than the CI of the mean by sqrt(n + 1) = sqrt(11).
+    ci_half = (r["ci_high"] - r["ci_low"]) / 2
+    assert (r["pi_high"] - r["pi_low"]) / 2 == pytest.approx(ci_half * np.sqrt(11))
+
+
+def test_prediction_interval_needs_two_seeds_and_says_why():
+    r = paired_tests({0: 0.8}, {0: 0.9})
+    assert r["pi_low"] is None and r["pi_high"] is None
+    assert "1 paired seed" in r["pi_note"] and "at least 2" in r["pi_note"]
+
+
 def test_wilcoxon_matches_hollander_wolfe():
     r = paired_tests(by_seed(HW_Y), by_seed(HW_X))  # b - a = x - y
     assert r["wilcoxon_pvalue"] == pytest.approx(0.0390625, abs=1e-9)
@@ -56,6 +75,32 @@ def test_wilcoxon_smallest_p_is_two_over_two_to_the_n():
     assert wilcoxon_smallest_p(5) == pytest.approx(2 / 2**5)  # 0.0625: five seeds can never reject
     assert wilcoxon_smallest_p(6) == pytest.approx(2 / 2**6)
     assert wilcoxon_smallest_p(0) is None
+
+
+def test_wilcoxon_says_which_null_distribution_it_used():
+    # No ties, no zeros: exact; its floor is 2 / 2^n.
+    r = paired_tests(by_seed([0.0] * 20), by_seed(np.arange(1, 21) / 100))
+    assert r["wilcoxon_method"] == "exact" and r["wilcoxon_smallest_p"] == pytest.approx(2 / 2**20)
+    # Ties and a zero, 10 pairs: every sign pattern enumerated, still exact; 9 non-zero differences.
+    r = paired_tests(by_seed(SLEEP_1), by_seed(SLEEP_2))
+    assert r["wilcoxon_method"] == "permutation" and r["wilcoxon_smallest_p"] == pytest.approx(2 / 2**9)
+    # Ties above 13 pairs: scipy falls back to the normal approximation, which has no such floor.
+    d = [0.01, 0.01, 0.02, 0.02, 0.03, -0.01, 0.04, 0.05, 0.05, 0.06, 0.07, 0.08, -0.02, 0.09]
+    r = paired_tests(by_seed([0.5] * 14), by_seed([0.5 + x for x in d]))
+    assert r["wilcoxon_method"] == "asymptotic" and r["wilcoxon_smallest_p"] is None
+    # The same p-value as scipy's default ("auto") picks: only the method is made explicit.
+    assert r["wilcoxon_pvalue"] == pytest.approx(sps.wilcoxon(np.round(d, 12)).pvalue, rel=1e-12)
+    lines = verdict(r, {}, "PyTorch", "TensorFlow/Keras")
+    assert not any("smallest possible" in line for line in lines)
+
+
+def test_wilcoxon_method_follows_scipys_rule():
+    assert wilcoxon_method(np.arange(1.0, 51.0)) == "exact"
+    assert wilcoxon_method(np.arange(1.0, 52.0)) == "asymptotic"  # above 50 pairs, always
+    assert wilcoxon_method(np.array([1.0, 1.0, 2.0])) == "permutation"  # ties
+    assert wilcoxon_method(np.array([0.0, 1.0, 2.0])) == "permutation"  # a zero
+    assert wilcoxon_method(np.r_[0.0, np.arange(1.0, 13.0)]) == "permutation"  # 13 pairs
+    assert wilcoxon_method(np.r_[0.0, np.arange(1.0, 14.0)]) == "asymptotic"  # 14 pairs
 
 
 def test_mcnemar_on_a_hand_made_table():
@@ -124,7 +169,7 @@ def test_constant_differences_survive_floating_point_noise():
     # k / n accuracies: 0.8123 - 0.8103 and 0.7001 - 0.6981 differ in the 17th digit.
     a, b = by_seed([8103 / 1e4, 6981 / 1e4, 7500 / 1e4]), by_seed([8123 / 1e4, 7001 / 1e4, 7520 / 1e4])
     r = paired_tests(a, b)
-    assert r["t_pvalue"] is None and "equal" in r["t_note"]
+    assert r["t_pvalue"] is None and "equal (+0.20 percentage points)" in r["t_note"]
     assert r["ci_low"] == r["ci_high"] == pytest.approx(0.002)
     assert r["wilcoxon_pvalue"] == pytest.approx(0.25)  # three equal positive differences: 2 / 2^3
 

@@ -198,15 +198,23 @@ def confusion_matrices(cms: Mapping[str, np.ndarray], class_names: Sequence[str]
         return _save(fig, path)
 
 
-def per_class_accuracy(per_class: pd.DataFrame, class_names: Sequence[str], path: str | Path) -> Path:
+def per_class_accuracy(
+    per_class: pd.DataFrame,
+    class_names: Sequence[str],
+    path: str | Path,
+    pair: tuple[str, str] | None = None,
+) -> Path:
     """Per-class accuracy (recall) as grouped bars, and the per-class difference between frameworks.
 
-    ``per_class``: columns framework, seed, class_name, recall (fraction).
+    ``per_class``: columns framework, seed, class_name, recall (fraction). ``pair`` = (a, b):
+    the lower panel shows b minus a (the report passes (torch, tensorflow): TensorFlow minus
+    PyTorch, whatever the order of params.yaml's frameworks); without it, no difference panel.
     """
     df = _with_labels(per_class).assign(recall_pct=lambda d: 100 * d["recall"])
     frameworks = list(dict.fromkeys(per_class["framework"]))
     errorbar = "sd" if per_class.groupby("framework")["seed"].nunique().min() > 1 else None
-    pair = len(frameworks) == 2
+    if pair is not None and not all(f in frameworks for f in pair):
+        raise ValueError(f"pair {pair} names a framework not in the data ({', '.join(frameworks)})")
     with _style():
         fig, axes = plt.subplots(
             2 if pair else 1,
@@ -233,7 +241,7 @@ def per_class_accuracy(per_class: pd.DataFrame, class_names: Sequence[str], path
         ax.set_title("Per-class test accuracy (recall), mean over seeds" + (", ±1 sd" if errorbar else ""))
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=None, fontsize=9)
         if pair:
-            a, b = frameworks
+            a, b = pair
             wide = df.pivot_table(index=["seed", "class_name"], columns="framework", values="recall_pct")
             diff = (wide[b] - wide[a]).rename("diff").reset_index()
             ax2 = axes[1, 0]

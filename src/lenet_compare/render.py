@@ -125,7 +125,11 @@ def environment() -> jinja2.Environment:
 
 
 def image_link(alt: str, src: str) -> Markdown:
-    return Markdown(f"![{md_escape(alt.replace('_', ' '))}]({src})")
+    """A Markdown image; the destination goes in <...>, so spaces and parentheses in a path keep it whole."""
+    if "\n" in src or "\r" in src:
+        raise ValueError(f"an image path cannot hold a line break: {src!r}")
+    dest = re.sub(r"[\\<>]", lambda m: "\\" + m.group(0), src)  # the only specials inside <...>
+    return Markdown(f"![{md_escape(alt.replace('_', ' '))}](<{dest}>)")
 
 
 def markdown_to_html(markdown: str, title: str) -> str:

@@ -67,10 +67,44 @@ def wilcoxon_smallest_p(n: int) -> float | None:
 
     With few seeds this is above alpha (n = 5: 0.0625), so the test cannot reject on its own;
     the report says so instead of letting a large p-value read as evidence of no difference.
+    It is 2 / 2^n whenever the null distribution is exact (``wilcoxon_method``: with or without
+    ties and zeros, only the all-one-sign pattern is that extreme); under the normal
+    approximation there is no such floor, and the report does not quote one.
     """
     if n < 1:
         return None
     return float(sps.wilcoxon(np.arange(1, n + 1, dtype=np.float64), method="exact").pvalue)
+
+
+# scipy's own choice for method="auto" (documented in scipy.stats.wilcoxon, 1.15 and later),
+# made here explicitly so that the report can say which null distribution gave the p-value.
+WILCOXON_EXACT_MAX_N = 50  # no ties, no zeros: the exact distribution up to this many pairs
+WILCOXON_PERMUTATION_MAX_N = 13  # ties or zeros: all 2^n sign flips (2^13 < 9,999 resamples)
+
+
+def wilcoxon_method(d: np.ndarray) -> str:
+    """How scipy computes the p-value of these differences: "exact", "permutation" or "asymptotic".
+
+    "exact" and "permutation" (every one of the 2^n sign patterns, enumerated) are both the
+    exact null distribution; "asymptotic" is the normal approximation (tie-corrected), which
+    scipy uses with ties or zeros above 13 pairs and always above 50.
+    """
+    d = np.asarray(d, dtype=np.float64)
+    n = d.size
+    nonzero = np.abs(d[d != 0])
+    ties_or_zeros = nonzero.size < n or np.unique(nonzero).size < nonzero.size
+    if n <= WILCOXON_EXACT_MAX_N and not ties_or_zeros:
+        return "exact"
+    if n <= WILCOXON_PERMUTATION_MAX_N:
+        return "permutation"
+    return "asymptotic"
+
+
+WILCOXON_METHOD_WORDS = {
+    "exact": "exact null distribution",
+    "permutation": "exact: all sign patterns enumerated, as there are ties or zeros",
+    "asymptotic": "normal approximation, as there are ties or zeros or more than 50 pairs",
+}
 
 
 def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: float = CONFIDENCE) -> dict:
@@ -100,15 +134,29 @@ def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: flo
         "wilcoxon_pvalue": None,
         "wilcoxon_note": None,
         "wilcoxon_n_nonzero": int(np.count_nonzero(d)),
+        "wilcoxon_method": None,
         "wilcoxon_smallest_p": None,
+        "pi_low": None,
+        "pi_high": None,
+        "pi_note": None,
     }
     if n < 2:
         reason = f"{n} paired seed{'s' if n != 1 else ''}: a paired test needs at least 2"
         out["t_note"] = out["wilcoxon_note"] = reason
+        out["pi_note"] = (
+            f"{n} paired seed{'s' if n != 1 else ''}: the spread of a single run's difference "
+            "needs at least 2 to be estimated"
+        )
         return out
 
+    # Where one more run's difference would fall: mean_d +- t(n-1) * sd_d * sqrt(1 + 1/n).
+    # Unlike the CI of the mean it does not shrink to a point as seeds are added: it is what a
+    # single published run (the article's) must be compared with.
+    half = sps.t.ppf(0.5 + confidence / 2, n - 1) * out["std_difference"] * math.sqrt(1 + 1 / n)
+    out.update(pi_low=_num(out["mean_difference"] - half), pi_high=_num(out["mean_difference"] + half))
+
     if np.ptp(d) == 0:
-        what = "zero" if d[0] == 0 else f"equal ({d[0]:+.6g})"
+        what = "zero" if d[0] == 0 else f"equal ({pp(d[0]):+.2f} percentage points)"
         out["t_note"] = f"all {n} differences are {what}: zero variance, the t-test is undefined"
         out.update(ci_low=float(d[0]), ci_high=float(d[0]))
     else:
@@ -123,14 +171,22 @@ def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: flo
         )
 
     nonzero = out["wilcoxon_n_nonzero"]
-    out["wilcoxon_smallest_p"] = wilcoxon_smallest_p(nonzero)
     if nonzero == 0:
         out["wilcoxon_note"] = f"all {n} differences are zero: nothing to rank"
     else:
+        method = wilcoxon_method(d)
+        out["wilcoxon_method"] = method
+        if method != "asymptotic":
+            # An exact null distribution has a floor (2 / 2^nonzero); the normal approximation
+            # has none worth quoting, so the report only states the floor where it exists.
+            out["wilcoxon_smallest_p"] = wilcoxon_smallest_p(nonzero)
         # zero_method="wilcox" (scipy's default) drops zero differences, as Wilcoxon proposed.
+        # The method is the one scipy's "auto" would pick, passed explicitly so that the report
+        # can name it: only "exact" and "permutation" give an exact p-value.
+        scipy_method = sps.PermutationMethod() if method == "permutation" else method
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # tiny n: scipy warns, answer still exact
-            w = sps.wilcoxon(d, zero_method="wilcox")
+            warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns about small samples
+            w = sps.wilcoxon(d, zero_method="wilcox", method=scipy_method)
         out.update(wilcoxon_statistic=_num(w.statistic), wilcoxon_pvalue=_num(w.pvalue))
         if nonzero < n:
             out["wilcoxon_note"] = f"{n - nonzero} zero difference(s) dropped (zero_method='wilcox')"
