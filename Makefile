@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data-source run dvc-repro test lint format clean
+.PHONY: setup data-source run dvc-repro test lint format screenshot clean
 
 setup: $(STAMP)
 
@@ -43,6 +43,10 @@ format: setup
 	ruff format .
 	ruff check --fix .
 	snakefmt Snakefile workflow/rules
+
+# A picture of reports/report.html as headless Chromium shows it, for the README.
+screenshot: setup
+	python -m lenet_compare.browser reports/report.html --screenshot reports/figures/report_screenshot.png
 
 clean:
 	rm -rf .snakemake logs

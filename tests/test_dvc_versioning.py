@@ -77,3 +77,29 @@ def test_remote_round_trip_is_byte_identical(dvc_repo, tmp_path):
     run(["dvc", "pull"], repo)
     assert tracked_outputs(repo) == before
     assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def test_after_dvc_checkout_snakemake_touch_makes_it_up_to_date(dvc_repo, tmp_path):
+    """DVC does not keep modification times; the README's fix is `snakemake --touch`."""
+    repo = clone_of(dvc_repo, tmp_path / "repo")
+    shutil.rmtree(repo / "data")
+    run(["dvc", "checkout"], repo)  # rewrites every output with new, arbitrary-order times
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    stale = run(["snakemake", "--cores", "1", "--dry-run"], repo)
+    assert "Nothing to be done" not in stale.stdout + stale.stderr  # what users would hit
+    run(["snakemake", "--cores", "1", "--touch"], repo)
+    fresh = run(["snakemake", "--cores", "1", "--dry-run"], repo)
+    assert "Nothing to be done" in fresh.stdout + fresh.stderr
+    assert "up to date" in run(["dvc", "status"], repo).stdout  # touching changed no content
+
+
+def test_after_a_snakemake_run_dvc_commit_adopts_the_outputs(tmp_path):
+    """A Snakemake run leaves DVC without a record; `dvc commit --force` adopts it unchanged."""
+    repo = make_workspace(tmp_path / "repo")
+    run(["snakemake", "--cores", "2"], repo)
+    assert "changed" in run(["dvc", "status"], repo).stdout
+    before = tracked_outputs(repo)
+    run(["dvc", "commit", "--force"], repo)
+    assert "up to date" in run(["dvc", "status"], repo).stdout
+    assert "Running stage" not in run(["dvc", "repro"], repo).stdout
+    assert tracked_outputs(repo) == before
