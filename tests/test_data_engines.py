@@ -29,7 +29,7 @@ def test_both_engines_build_the_same_cache_and_then_do_nothing(workspace):
     shutil.rmtree(workspace / "data")
     run(["dvc", "repro", "prepare"], workspace)
     assert digest(workspace / CACHE) == snakemake_cache  # same command line, same bytes
-    status = run(["dvc", "status"], workspace)
+    status = run(["dvc", "status", "prepare"], workspace)
     assert "up to date" in status.stdout
     again = run(["dvc", "repro", "prepare"], workspace)
     assert "didn't change, skipping" in again.stdout and "Running stage" not in again.stdout

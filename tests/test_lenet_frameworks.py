@@ -14,20 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import CUSTOM_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("torch", "tensorflow")
-# Every branch of the model builders: valid, explicit and "same" padding, three convs, odd
-# feature-map sides before max pooling (floor), one hidden layer, tanh.
-CUSTOM_MODEL = {
-    "conv_channels": [4, 8, 16],
-    "kernel_size": 3,
-    "conv_padding": [0, 2, 1],
-    "pooling": "max",
-    "activation": "tanh",
-    "hidden": [32],
-    "classes": 10,
-}
 N_IMAGES = 64  # images whose logits are compared
 BATCH = 32  # one Adam step on the first 32 training images
 N_EPOCH_IMAGES = 80  # a short epoch at batch 32: two full minibatches, then a partial one of 16

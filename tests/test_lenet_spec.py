@@ -7,26 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import default_params
+from conftest import CUSTOM_MODEL, default_params
 
 from lenet_compare import devices, protocol
 from lenet_compare.errors import PipelineError
 from lenet_compare.lenet_spec import LeNetSpec, check_weights, from_channels_last, to_channels_last
 
 DEFAULT = LeNetSpec.from_params(default_params()["model"])
-# Every branch of the builders: valid, explicit (non-"same") and "same" padding, three convs,
-# odd feature-map sides before max pooling, one hidden layer.
-CUSTOM = LeNetSpec.from_params(
-    {
-        "conv_channels": [4, 8, 16],
-        "kernel_size": 3,
-        "conv_padding": [0, 2, 1],
-        "pooling": "max",
-        "activation": "tanh",
-        "hidden": [32],
-        "classes": 10,
-    }
-)
+CUSTOM = LeNetSpec.from_params(CUSTOM_MODEL)
 
 
 def test_default_spec_is_the_articles_pytorch_lenet():
