@@ -61,19 +61,23 @@ def write_params(path: Path, params: dict) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def env_with_venv() -> dict:
+def env_with_venv(path_first: Path | None = None) -> dict:
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    if path_first is not None:
+        env["PATH"] = f"{path_first}{os.pathsep}{env['PATH']}"
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 
-def run(cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float = 1200) -> subprocess.CompletedProcess:
-    """Run a command with the venv first on PATH; on failure show its output."""
+def run(
+    cmd: list[str] | str, cwd: Path, check: bool = True, timeout: float = 1200, path_first: Path | None = None
+) -> subprocess.CompletedProcess:
+    """Run a command with the venv (and ``path_first``, if given, before it) first on PATH."""
     result = subprocess.run(
         cmd,
         cwd=cwd,
-        env=env_with_venv(),
+        env=env_with_venv(path_first),
         shell=isinstance(cmd, str),
         capture_output=True,
         text=True,

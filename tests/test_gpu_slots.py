@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+from conftest import run
 
 from lenet_compare import gpu_slots
 from lenet_compare.gpu_slots import claim_gpu
@@ -86,3 +87,28 @@ def test_visible_ids_follow_the_environment(monkeypatch):
     assert gpu_slots.visible_device_ids() == ["0", "1", "2"]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-aa, GPU-bb,GPU-cc")
     assert gpu_slots.visible_device_ids() == ["GPU-aa", "GPU-bb", "GPU-cc"]
+
+
+def train_jobs(dry_run_output: str) -> list[str]:
+    return [block for block in dry_run_output.split("\n\n") if "rule train:" in block]
+
+
+@pytest.mark.skipif(os.path.isdir("/proc/driver/nvidia/gpus"), reason="a real GPU decides here")
+def test_snakemake_schedules_cpu_training_alone(workspace):
+    out = run(["snakemake", "--cores", "4", "--resources", "gpu=2", "--dry-run", "--forceall"], workspace).stdout
+    jobs = train_jobs(out)
+    assert jobs and all("threads: 4" in job and "gpu=0" in job for job in jobs)
+
+
+@pytest.mark.skipif(os.path.isdir("/proc/driver/nvidia/gpus"), reason="a real GPU decides here")
+def test_snakemake_gives_gpu_training_one_gpu_and_few_threads(workspace, tmp_path, monkeypatch):
+    """With GPUs visible (a fake nvidia-smi listing two), N jobs may run side by side."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    smi = fake_bin / "nvidia-smi"
+    smi.write_text("#!/bin/sh\necho 'GPU 0: Fake (UUID: GPU-a)'\necho 'GPU 1: Fake (UUID: GPU-b)'\n")
+    smi.chmod(0o755)
+    cmd = ["snakemake", "--cores", "16", "--resources", "gpu=2", "--dry-run", "--forceall"]
+    jobs = train_jobs(run(cmd, workspace, path_first=fake_bin).stdout)
+    assert jobs and all("threads: 2" in job and "gpu=1" in job for job in jobs)

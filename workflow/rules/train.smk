@@ -12,6 +12,10 @@ METRICS = expand(
 # 1 when training jobs will run on a GPU, so `--resources gpu=N` caps concurrent GPU jobs.
 # Decided once, at parse time, by lenet_compare.devices (no framework import).
 TRAIN_GPUS = int(uses_gpu(config["train"]["device"]))
+# On a CPU a training job takes all of Snakemake's cores: its timings are results, and two
+# jobs sharing cores would measure each other. On GPUs the cores are not what is measured, and
+# taking them all would stop `--resources gpu=N` from running N jobs side by side.
+TRAIN_THREADS = 2 if TRAIN_GPUS else workflow.cores
 
 
 wildcard_constraints:
@@ -52,8 +56,7 @@ rule train:
     # Wall time, CPU time and peak memory of the whole job, as Snakemake sees it.
     benchmark:
         "logs/benchmarks/train/{framework}/seed{seed}.tsv"
-    # Timings are results: a training job has the machine's cores to itself, as under DVC.
-    threads: workflow.cores
+    threads: TRAIN_THREADS
     resources:
         gpu=TRAIN_GPUS,
     params:
