@@ -32,6 +32,7 @@ def outputs(root: Path, framework: str, seed: int = 0) -> dict[str, Path]:
         "run_record": run_dir / "run.json",
         "predictions": root / "data" / "predictions" / framework / f"seed{seed}.npz",
         "metrics": run_dir / "metrics.json",
+        "checkpoint_dir": root / "data" / "checkpoints" / framework / f"seed{seed}",
     }
 
 
@@ -56,7 +57,7 @@ def train(root: Path, cache: Path, framework: str, out: dict[str, Path], env: di
         "train",
         *("--framework", framework, "--seed", "0", "--data", str(cache), "--init", "data/init/seed0.npz"),
         *("--model-dir", str(out["model_dir"]), "--history", str(out["history"])),
-        *("--run-record", str(out["run_record"])),
+        *("--run-record", str(out["run_record"]), "--checkpoint-dir", str(out["checkpoint_dir"])),
         env=env,
     )
 

@@ -65,6 +65,20 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
     return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
 
 
+def non_finite_loss(epoch: int, step: int, steps: int, value: float, at_most: bool = False) -> PipelineError:
+    """The error that stops a run whose training loss became NaN or infinite (``step`` is 1-based).
+
+    ``at_most``: the framework only reports the loss every few steps, so ``step`` is the first
+    report that showed it, and the loss went bad at that step or up to the previous report.
+    """
+    where = f"by step {step}" if at_most else f"at step {step}"
+    return PipelineError(
+        f"the training loss became {value} in epoch {epoch}, {where} of {steps}; training stopped and "
+        "no model was written. The optimisation diverged: lower train.lr, check the data (data.normalize, "
+        "a damaged cache: rerun prepare) or try another seed"
+    )
+
+
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     """Mean softmax cross-entropy of float logits (N, classes), computed in float64."""
     z = logits.astype(np.float64)

@@ -22,23 +22,30 @@ import numpy as np
 import tensorflow as tf
 
 from . import protocol
+from .atomic import atomic_write
 from .devices import cpu_name
 from .errors import PipelineError
 from .lenet_spec import IMAGE_SIDE, IN_CHANNELS, LeNetSpec, from_channels_last, to_channels_last
 
+CHECKPOINT_SUFFIX = ".npz"
 MODEL_FILE = "model.keras"
 VERSION = tf.__version__
 POOLINGS = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}
 PREDICT_BATCH = 1000
-# Training steps per call of Keras's compiled train function. Python's overhead per call is
-# the largest cost of a LeNet step on a CPU: one epoch of 55,000 images at batch 32 took
-# 9.3 s with 1 (plain `fit`) and 5.3 s with 50 on 2 cores. The losses are bit-identical, and
-# fit's reported loss/accuracy still cover every step; only callbacks fire once per call.
+# Training steps per call of Keras's compiled train function on the fast path (train.fast;
+# the plain path is fit's default, 1). Python's overhead per call is the largest cost of a
+# LeNet step on a CPU: one epoch of 55,000 images at batch 32 took 9.3 s with 1 and 5.3 s
+# with 50 on 2 cores. The losses are bit-identical, and fit's reported loss/accuracy still
+# cover every step; only callbacks fire once per call.
 STEPS_PER_EXECUTION = 50
 
 
-def build_model(spec: LeNetSpec) -> keras.Sequential:
-    """The spec's network, channel-last; layer names are the canonical ones (conv1, ..., fc1, ...)."""
+def build_model(spec: LeNetSpec, head: str = "logits") -> keras.Sequential:
+    """The spec's network, channel-last; layer names are the canonical ones (conv1, ..., fc1, ...).
+
+    head "logits": the last Dense layer outputs logits (the controlled protocol); "softmax": it
+    applies a softmax, as the article's Keras model did.
+    """
     layers: list = [keras.Input((IMAGE_SIDE, IMAGE_SIDE, IN_CHANNELS))]
     k = spec.kernel_size
     for i, conv in enumerate(spec.conv_layers, start=1):
@@ -57,7 +64,7 @@ def build_model(spec: LeNetSpec) -> keras.Sequential:
     layers.append(keras.layers.Flatten(name="flatten"))  # channel-last (H, W, C) order
     dense = spec.dense_layers
     for j, (name, _, n_out) in enumerate(dense, start=1):
-        activation = spec.activation if j < len(dense) else None  # logits out
+        activation = spec.activation if j < len(dense) else (None if head == "logits" else "softmax")
         layers.append(keras.layers.Dense(n_out, activation=activation, name=name))
     return keras.Sequential(layers, name="lenet")
 
@@ -136,12 +143,25 @@ def make_optimizer(train: dict) -> keras.optimizers.Adam:
 
 
 def compile_model(model: keras.Model, train: dict) -> None:
+    if head(train) == "logits":
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    else:
+        # The article's head: probabilities out, categorical_crossentropy on one-hot labels
+        # (Keras clips the probabilities to [1e-7, 1 - 1e-7] before the log).
+        loss = keras.losses.CategoricalCrossentropy()
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
     model.compile(
         optimizer=make_optimizer(train),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-        steps_per_execution=STEPS_PER_EXECUTION,
+        loss=loss,
+        metrics=[accuracy],
+        steps_per_execution=STEPS_PER_EXECUTION if train["fast"] else 1,
     )
+
+
+def head(train: dict) -> str:
+    """The output head; only the ablation's article steps use "softmax" (ablation.training_config)."""
+    return train.get("head", "logits")
 
 
 class _Progress(keras.callbacks.Callback):
@@ -155,14 +175,36 @@ class _Progress(keras.callbacks.Callback):
         self.bar.update(batch + 1 - self.bar.n)
 
 
+class _NonFiniteLoss(keras.callbacks.Callback):
+    """Stops fit at the first report of a NaN or infinite loss (reports come once per execution)."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_step, self.value = None, None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss) and self.bad_step is None:
+            self.bad_step, self.value = batch + 1, float(loss)
+            self.model.stop_training = True
+
+
 class Trainer:
-    """Holds the compiled model and the training data; one method per epoch."""
+    """Holds the compiled model and the training data; one method per epoch.
+
+    Both paths are `model.fit` over the same arrays in the same order: plain (train.fast:
+    false) is fit's default, one step per call of the compiled train function; fast runs
+    STEPS_PER_EXECUTION steps per call. XLA (jit_compile) stays at Keras's default: on this
+    CPU it made an epoch about 2.5x slower.
+    """
 
     def __init__(self, spec: LeNetSpec, train: dict, seed: int, device: str, init: dict | None):
         self.spec, self.train, self.seed, self.device = spec, train, seed, device
-        # Under init: native the generators seeded by configure give Keras's own initializers
-        # (glorot-uniform kernels, zero biases).
-        self.model = build_model(spec)
+        if init is None:
+            # init: native, Keras's own initializers (glorot-uniform kernels, zero biases), drawn
+            # from the seed: reseeded here so that a second Trainer in one process draws the same.
+            keras.utils.set_random_seed(seed)
+        self.model = build_model(spec, head(train))
         if init is not None:
             load_canonical(self.model, spec, init)
         compile_model(self.model, train)
@@ -179,13 +221,16 @@ class Trainer:
         """How this framework ran, for the run record."""
         return {
             "keras_version": keras.__version__,
-            "train_path": "model.fit, one call per epoch",
-            "steps_per_execution": STEPS_PER_EXECUTION,
+            "train_path": "model.fit, one call per epoch" + ("" if self.train["fast"] else ", fit's defaults"),
+            "steps_per_execution": int(self.model.steps_per_execution),
+            "head": head(self.train),
             "jit_compile": bool(self.model.jit_compile),
         }
 
     def set_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
-        self.x, self.y = x[..., None], y  # (N, 28, 28, 1): channel-last
+        self.x = x[..., None]  # (N, 28, 28, 1): channel-last
+        # categorical_crossentropy (the softmax head) takes one-hot labels
+        self.y = y if head(self.train) == "logits" else np.eye(self.spec.classes, dtype=np.float32)[y]
 
     def train_epoch(self, epoch: int, progress=None) -> tuple[float, float, float]:
         """One pass over the training data; returns (mean loss, accuracy, seconds).
@@ -198,24 +243,52 @@ class Trainer:
             # The epoch's minibatches in the shared order: fit walks the permuted arrays in order.
             order = protocol.epoch_permutation(self.seed, epoch, len(self.y))
             x, y, shuffle = self.x[order], self.y[order], False
+        elif self.train["order"] == "fixed":
+            x, y, shuffle = self.x, self.y, False  # the data set's order every epoch
         else:
             # fit's own shuffle. Each fit call builds a new dataset whose shuffle op takes its
             # seed from the global seed, so without a new global seed per epoch every epoch
             # would repeat the first one's order.
             tf.random.set_seed(protocol.native_epoch_seed(self.seed, epoch))
             x, y, shuffle = self.x, self.y, True
-        callbacks = [_Progress(progress)] if progress is not None else []
+        watch = _NonFiniteLoss()
+        callbacks = [watch] + ([_Progress(progress)] if progress is not None else [])
         history = self.model.fit(
             x, y, batch_size=self.train["batch_size"], epochs=1, shuffle=shuffle, verbose=0, callbacks=callbacks
         ).history
         seconds = time.perf_counter() - start
+        if watch.bad_step is not None:
+            steps = len(protocol.batch_slices(len(y), self.train["batch_size"]))
+            at_most = int(self.model.steps_per_execution) > 1
+            raise protocol.non_finite_loss(epoch, watch.bad_step, steps, watch.value, at_most=at_most)
         return float(history["loss"][0]), float(history["accuracy"][0]), seconds
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return predict(self.model, x)
+        """Logits; under the softmax head the log-probabilities (logits of the same softmax)."""
+        out = predict(self.model, x)
+        if head(self.train) == "softmax":
+            return np.log(np.clip(out, 1e-7, 1.0), dtype=np.float32)
+        return out
 
     def save(self, model_dir: Path) -> Path:
         return save_model(self.model, Path(model_dir) / MODEL_FILE)
+
+    def save_checkpoint(self, path: Path) -> None:
+        """Weights and optimizer variables (moments, step count) as arrays, atomically."""
+        arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.weights)}
+        arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.optimizer.variables)})
+        with atomic_write(path) as f:
+            np.savez(f, **arrays)
+
+    def load_checkpoint(self, path: Path) -> None:
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        with np.load(path, allow_pickle=False) as npz:
+            for i, v in enumerate(self.model.weights):
+                v.assign(npz[f"w{i}"])
+            for i, v in enumerate(optimizer.variables):
+                v.assign(npz[f"o{i}"])
 
     def peak_gpu_memory_mb(self) -> float | None:
         if self.device != "cuda":

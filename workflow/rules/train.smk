@@ -46,6 +46,8 @@ rule train:
             "src/lenet_compare/{framework}_backend.py",
             "src/lenet_compare/protocol.py",
             "src/lenet_compare/lenet_spec.py",
+            "src/lenet_compare/training.py",
+            "src/lenet_compare/dataset.py",
         ],
     output:
         model_dir=directory("data/models/{framework}/seed{seed}"),
@@ -62,8 +64,10 @@ rule train:
     params:
         model=config["model"],
         train=config["train"],
+        # Not an output: Snakemake deletes a failed job's outputs, and the checkpoint must survive.
+        checkpoint_dir="data/checkpoints/{framework}/seed{seed}",
     shell:
-        "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --init {input.init} --model-dir {output.model_dir} --history {output.history} --run-record {output.run_record} --log {log}"
+        "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --init {input.init} --model-dir {output.model_dir} --history {output.history} --run-record {output.run_record} --checkpoint-dir {params.checkpoint_dir} --log {log}"
 
 
 rule evaluate:
@@ -79,6 +83,7 @@ rule evaluate:
             "src/lenet_compare/classification.py",
             "src/lenet_compare/inference_timing.py",
             "src/lenet_compare/fashion_mnist.py",
+            "src/lenet_compare/dataset.py",
         ],
     output:
         predictions="data/predictions/{framework}/seed{seed}.npz",

@@ -16,6 +16,7 @@ from lenet_compare import cli, inference_timing, protocol
 from lenet_compare.atomic import atomic_write, write_json
 from lenet_compare.backends import FRAMEWORKS, import_backend
 from lenet_compare.classification import classification_metrics
+from lenet_compare.dataset import load_prepared
 from lenet_compare.errors import PipelineError
 from lenet_compare.fashion_mnist import CLASS_NAMES
 from lenet_compare.lenet_spec import LeNetSpec
@@ -41,18 +42,11 @@ def read_run_record(path: Path, framework: str, seed: int) -> dict:
     return record
 
 
-def load_test(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return npz["x_test"], npz["y_test"]
-    except (OSError, KeyError, ValueError) as e:
-        raise PipelineError(f"cannot read x_test, y_test from {path}: {e}; rerun the prepare step") from e
-
-
 def main(args) -> None:
     record = read_run_record(args.run_record, args.framework, args.seed)
     spec = LeNetSpec.from_params(record["params"]["model"])
-    x_test, y_test = load_test(args.data)
+    data, _ = load_prepared(args.data)
+    x_test, y_test = data["x_test"], data["y_test"]
     backend = import_backend(args.framework)
     model = backend.load_for_inference(args.model_dir, spec)
     logits = backend.predict(model, x_test).astype(np.float32)

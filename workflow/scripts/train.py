@@ -12,38 +12,19 @@ import os
 import platform
 import resource
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from lenet_compare import cli, protocol
+from lenet_compare import cli, protocol, training
 from lenet_compare.atomic import write_json, write_text
 from lenet_compare.backends import FRAMEWORKS, import_backend
 from lenet_compare.config import load_params
+from lenet_compare.dataset import load_prepared
 from lenet_compare.devices import require_gpu_if_asked, uses_gpu
-from lenet_compare.errors import PipelineError
 from lenet_compare.gpu_slots import claim_gpu_for_this_process
 from lenet_compare.lenet_spec import LeNetSpec
-
-
-def load_split(path: Path) -> dict[str, np.ndarray]:
-    names = ("x_train", "y_train", "x_val", "y_val")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in names}
-    except (OSError, KeyError, ValueError) as e:
-        raise PipelineError(f"cannot read {', '.join(names)} from {path}: {e}; rerun the prepare step") from e
-
-
-def progress_bar(total: int, epoch: int, epochs: int):
-    """A tqdm bar on a terminal; None (no bar) when stderr goes to a file or a pipe."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False)
 
 
 def history_csv(rows: list[dict]) -> str:
@@ -78,7 +59,7 @@ def main(args) -> None:
         train["order"],
     )
 
-    data = load_split(args.data)
+    data, _ = load_prepared(args.data)
     init = protocol.load_initial_weights(args.init, spec, args.seed) if train["init"] == "shared" else None
     trainer = backend.Trainer(spec, train, args.seed, device, init)
     if trainer.n_parameters != spec.n_parameters:
@@ -86,39 +67,9 @@ def main(args) -> None:
     trainer.set_training_data(data["x_train"], data["y_train"])
     n_train = len(data["y_train"])
     steps = len(protocol.batch_slices(n_train, train["batch_size"]))
-
-    rows = []
-    for epoch in range(1, train["epochs"] + 1):
-        bar = progress_bar(steps, epoch, train["epochs"])
-        try:
-            loss, acc, seconds = trainer.train_epoch(epoch, bar)
-        finally:
-            if bar is not None:
-                bar.close()
-        start = time.perf_counter()
-        logits = trainer.predict(data["x_val"])
-        val_seconds = time.perf_counter() - start
-        row = {
-            "epoch": epoch,
-            "train_loss": loss,
-            "train_accuracy": acc,
-            "val_loss": protocol.cross_entropy(logits, data["y_val"]),
-            "val_accuracy": protocol.accuracy(logits, data["y_val"]),
-            "epoch_seconds": seconds,
-            "val_seconds": val_seconds,
-        }
-        rows.append(row)
-        cli.log.info(
-            "epoch %d/%d: loss %.4f, accuracy %.4f, val loss %.4f, val accuracy %.4f, %.2f s (+ %.2f s val)",
-            epoch,
-            train["epochs"],
-            loss,
-            acc,
-            row["val_loss"],
-            row["val_accuracy"],
-            seconds,
-            val_seconds,
-        )
+    key = training.fingerprint(args.framework, args.seed, params["model"], train, data["x_train"], data["y_train"])
+    checkpoints = training.Checkpoints(args.checkpoint_dir, key, backend.CHECKPOINT_SUFFIX)
+    rows = training.run_epochs(trainer, train, data["x_val"], data["y_val"], steps, checkpoints)
 
     model_path = trainer.save(args.model_dir)
     write_text(args.history, history_csv(rows))
@@ -142,6 +93,7 @@ def main(args) -> None:
         "n_val": len(data["y_val"]),
         "train_seconds": train_seconds,
         "val_seconds": sum(r["val_seconds"] for r in rows),
+        "resumed_after_epoch": checkpoints.resumed_after,  # 0: one uninterrupted process
         "wall_seconds": time.perf_counter() - wall_start,  # from start of the step: imports included
         "seconds_per_epoch": statistics.median(r["epoch_seconds"] for r in rows),
         "images_per_second": n_train * train["epochs"] / train_seconds,
@@ -156,6 +108,7 @@ def main(args) -> None:
         "params": {"model": params["model"], "train": train},
     }
     write_json(args.run_record, record)
+    checkpoints.remove()  # the run is complete: its outputs replace the checkpoint
     cli.log.info(
         "wrote %s, %s and %s: %.1f s training, %.2f s per epoch, %.0f images/s",
         model_path,
@@ -176,4 +129,10 @@ if __name__ == "__main__":
     p.add_argument("--model-dir", type=Path, required=True, help="folder for the framework-native model file")
     p.add_argument("--history", type=Path, required=True, help="history.csv: one row per epoch")
     p.add_argument("--run-record", type=Path, required=True, help="run.json: versions, device, timing, memory")
+    p.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        required=True,
+        help="per-epoch checkpoints (not an output: survives a failed job)",
+    )
     cli.run(main, p.parse_args())

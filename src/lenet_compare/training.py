@@ -1,0 +1,158 @@
+"""The epoch loop both training steps share (train, ablation_train), with per-epoch checkpoints.
+
+Framework-free: it drives a backend's Trainer. After every epoch the weights, the optimizer
+state and the history so far go to a checkpoint folder that is *not* an output of the step
+(Snakemake deletes a failed job's outputs, DVC a stage's outputs before it runs). When the
+step runs again with the same framework, seed, params and data, it resumes after the last
+finished epoch. Each epoch's data order and any randomness depend only on (seed, epoch)
+(protocol.epoch_permutation / native_epoch_seed), so on a CPU with train.deterministic a
+resumed run ends with the same weights as an uninterrupted one (tests/test_resume.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import cli, protocol
+from .atomic import write_json
+from .errors import PipelineError
+
+PROGRESS_FILE = "progress.json"
+
+
+def fingerprint(framework: str, seed: int, model: dict, train: dict, x: np.ndarray, y: np.ndarray) -> str:
+    """What a checkpoint must match to be resumed: framework, seed, every training param, the data.
+
+    train.device is left out on purpose: resuming a GPU run on a CPU (or back) is allowed.
+    """
+    h = hashlib.sha256()
+    settings = {k: v for k, v in train.items() if k != "device"}
+    h.update(json.dumps([framework, seed, model, settings], sort_keys=True).encode())
+    for a in (x, y):
+        h.update(str((a.dtype.str, a.shape)).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
+class Checkpoints:
+    """One run's checkpoint folder: progress.json names the newest complete state file."""
+
+    def __init__(self, folder: Path, key: str, suffix: str):
+        self.folder, self.key, self.suffix = Path(folder), key, suffix
+        self.resumed_after = 0  # epochs loaded from a checkpoint
+
+    def resume(self, trainer) -> list[dict]:
+        """Load the newest matching checkpoint into ``trainer``; the history rows it covers."""
+        progress_path = self.folder / PROGRESS_FILE
+        if not progress_path.is_file():
+            return []
+        try:
+            progress = json.loads(progress_path.read_text())
+            if progress.get("key") != self.key:
+                cli.log.warning("ignoring %s: it was written for other params, data or code", self.folder)
+                return []
+            trainer.load_checkpoint(self.folder / progress["state"])
+        except Exception as e:  # a damaged checkpoint only costs the epochs it saved
+            cli.log.warning(
+                "ignoring the checkpoint in %s (%s: %s); training from the start", self.folder, type(e).__name__, e
+            )
+            return []
+        rows = progress["rows"]
+        self.resumed_after = len(rows)
+        cli.log.info("resuming after epoch %d from %s", rows[-1]["epoch"], self.folder)
+        return rows
+
+    def save(self, trainer, rows: list[dict]) -> None:
+        # The state file is written first, under a new name, then progress.json points to it:
+        # an interruption at any moment leaves a consistent pair behind.
+        state = f"state-epoch{rows[-1]['epoch']}{self.suffix}"
+        trainer.save_checkpoint(self.folder / state)
+        write_json(self.folder / PROGRESS_FILE, {"key": self.key, "state": state, "rows": rows})
+        for old in self.folder.glob(f"state-epoch*{self.suffix}"):
+            if old.name != state:
+                old.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def progress_bar(total: int, epoch: int, epochs: int):
+    """A tqdm bar on a terminal; None (no bar) when stderr goes to a file or a pipe."""
+    if not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=f"epoch {epoch}/{epochs}", unit="step", leave=False)
+
+
+def check_weights_finite(trainer, epoch: int) -> None:
+    """Stop a run whose weights hold NaN or inf, even when its loss looks fine.
+
+    The loss check (protocol.non_finite_loss) names the step, but it can miss: TensorFlow's
+    relu maps NaN to 0, so once conv1's weights are NaN a Keras network outputs constants and
+    trains on at chance level with a finite loss.
+    """
+    bad = [name for name, w in trainer.canonical_weights().items() if not np.isfinite(w).all()]
+    if bad:
+        raise PipelineError(
+            f"the weights {', '.join(bad)} became NaN or infinite in epoch {epoch} (the loss stayed finite, "
+            "so the step is unknown); training stopped and no model was written. The optimisation diverged or "
+            "the data holds NaN or inf: check the data (rerun prepare), lower train.lr or try another seed"
+        )
+
+
+def run_epochs(
+    trainer,
+    train: dict,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    steps: int,
+    checkpoints: Checkpoints | None = None,
+    label: str = "",
+) -> list[dict]:
+    """Train ``train["epochs"]`` epochs (resuming when a checkpoint matches); one history row each."""
+    rows = checkpoints.resume(trainer) if checkpoints else []
+    epochs = train["epochs"]
+    for epoch in range(len(rows) + 1, epochs + 1):
+        bar = progress_bar(steps, epoch, epochs)
+        try:
+            loss, acc, seconds = trainer.train_epoch(epoch, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+        check_weights_finite(trainer, epoch)
+        start = time.perf_counter()
+        logits = trainer.predict(x_val)
+        val_seconds = time.perf_counter() - start
+        row = {
+            "epoch": epoch,
+            "train_loss": loss,
+            "train_accuracy": acc,
+            "val_loss": protocol.cross_entropy(logits, y_val),
+            "val_accuracy": protocol.accuracy(logits, y_val),
+            "epoch_seconds": seconds,
+            "val_seconds": val_seconds,
+        }
+        rows.append(row)
+        if checkpoints:
+            checkpoints.save(trainer, rows)
+        cli.log.info(
+            "%sepoch %d/%d: loss %.4f, accuracy %.4f, val loss %.4f, val accuracy %.4f, %.2f s (+ %.2f s val)",
+            label,
+            epoch,
+            epochs,
+            loss,
+            acc,
+            row["val_loss"],
+            row["val_accuracy"],
+            seconds,
+            val_seconds,
+        )
+    return rows

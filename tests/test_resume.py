@@ -1,0 +1,169 @@
+"""Interrupted training resumes from its per-epoch checkpoint and ends exactly where an
+uninterrupted run ends (CPU, train.deterministic); a diverging run stops with a clear error.
+
+The interruption is real: the training process gets SIGKILL after its first checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from conftest import REPO, env_with_venv, make_workspace, run, tiny_params, write_params
+
+SCRIPTS = REPO / "workflow" / "scripts"
+FRAMEWORKS = ("torch", "tensorflow")
+RESULT_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+
+pytestmark = pytest.mark.slow
+
+
+def train_cmd(root: Path, cache: Path, framework: str) -> list[str]:
+    out = root / "out" / framework
+    return [
+        sys.executable,
+        str(SCRIPTS / "train.py"),
+        *("--framework", framework, "--seed", "0", "--data", str(cache), "--init", "data/init/seed0.npz"),
+        *("--model-dir", str(out / "model"), "--history", str(out / "history.csv")),
+        *("--run-record", str(out / "run.json"), "--checkpoint-dir", str(out / "checkpoints")),
+    ]
+
+
+def prepare(root: Path, **overrides) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    write_params(root / "params.yaml", tiny_params(**{"train.epochs": 4, **overrides}))
+    cmd = [sys.executable, str(SCRIPTS / "init.py"), "--seed", "0", "--out", "data/init/seed0.npz"]
+    subprocess.run(cmd, cwd=root, check=True, env=env_with_venv(), capture_output=True)
+
+
+def history(root: Path, framework: str) -> list[tuple]:
+    with open(root / "out" / framework / "history.csv") as f:
+        return [tuple(row[c] for c in RESULT_COLUMNS) for row in csv.DictReader(f)]
+
+
+def kill_after_first_checkpoint(cmd: list[str], root: Path, progress: Path) -> int:
+    """Start training, SIGKILL it once a checkpoint exists; the epochs that checkpoint holds."""
+    proc = subprocess.Popen(cmd, cwd=root, env=env_with_venv(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while not progress.is_file():
+            assert proc.poll() is None, "training ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 300 s"
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    return len(json.loads(progress.read_text())["rows"])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_killed_training_resumes_to_the_same_result(framework, small_cache, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for root in (whole, killed):
+        prepare(root)
+    run(train_cmd(whole, small_cache, framework), whole)
+
+    out = killed / "out" / framework
+    done = kill_after_first_checkpoint(
+        train_cmd(killed, small_cache, framework), killed, out / "checkpoints" / "progress.json"
+    )
+    assert 1 <= done < 4
+    assert not (out / "run.json").exists() and not (out / "history.csv").exists()  # nothing half-written
+
+    result = run(train_cmd(killed, small_cache, framework), killed)  # the very same command
+    assert f"resuming after epoch {done}" in result.stderr
+    # Every loss and accuracy, to the last bit (repr in the CSV), validation ones included,
+    # which are computed from the weights after each epoch.
+    assert history(killed, framework) == history(whole, framework)
+    assert json.loads((out / "run.json").read_text())["resumed_after_epoch"] == done
+    assert not (out / "checkpoints").exists()  # removed once the run is complete
+
+
+def test_checkpoint_of_other_params_is_not_resumed(small_cache, tmp_path):
+    root = tmp_path / "ws"
+    prepare(root)
+    out = root / "out" / "torch"
+    kill_after_first_checkpoint(train_cmd(root, small_cache, "torch"), root, out / "checkpoints" / "progress.json")
+    write_params(root / "params.yaml", tiny_params(**{"train.epochs": 4, "train.lr": 0.002}))
+    result = run(train_cmd(root, small_cache, "torch"), root)
+    assert "ignoring" in result.stderr and "other params" in result.stderr
+    assert "resuming" not in result.stderr
+    assert len(history(root, "torch")) == 4
+
+
+@pytest.fixture(scope="module")
+def poisoned_cache(small_cache, tmp_path_factory) -> Path:
+    """The small cache with one infinite pixel in training image 100 (minibatch 4 in data-set order).
+
+    Infinite, not NaN: TensorFlow's relu maps NaN to 0, so a NaN pixel never reaches Keras's
+    loss (it silently poisons conv1's weights instead); inf does, in both frameworks.
+    """
+    with np.load(small_cache, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["x_train"] = arrays["x_train"].copy()
+    arrays["x_train"][100, 5, 5] = np.inf
+    path = tmp_path_factory.mktemp("nan") / "fashion_mnist.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("framework", "fast", "message"),
+    [
+        ("torch", True, r"the training loss became (nan|inf) in epoch 1, at step 4 of 125"),
+        ("torch", False, r"the training loss became (nan|inf) in epoch 1, at step 4 of 125"),
+        # Keras's loss stays finite (relu turns NaN into 0); the weights show it after the epoch.
+        ("tensorflow", True, r"the weights conv1.weight, .* became NaN or infinite in epoch 1"),
+    ],
+)
+def test_non_finite_training_stops_naming_where(framework, fast, message, poisoned_cache, tmp_path):
+    # order: fixed walks the data set's order, so image 100 is in minibatch 4 of epoch 1.
+    prepare(tmp_path, **{"train.order": "fixed", "train.fast": fast})
+    result = run(train_cmd(tmp_path, poisoned_cache, framework), tmp_path, check=False)
+    assert result.returncode == 1
+    assert re.search(message, result.stderr), result.stderr
+    assert "lower train.lr" in result.stderr and "Traceback" not in result.stderr
+    out = tmp_path / "out" / framework
+    assert not (out / "model").exists() and not (out / "run.json").exists()
+
+
+def test_snakemake_reruns_a_killed_training_job_and_resumes(tmp_path):
+    """kill -9 of a training job under Snakemake; the README command then finishes the run."""
+    ws = make_workspace(tmp_path / "ws", tiny_params(**{"train.epochs": 4, "frameworks": ["torch", "tensorflow"]}))
+    target = "reports/runs/torch/seed0/metrics.json"
+    cmd = ["snakemake", "--cores", "2", "--resources", "gpu=1", target]
+    proc = subprocess.Popen(
+        cmd, cwd=ws, env=env_with_venv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    progress = ws / "data" / "checkpoints" / "torch" / "seed0" / "progress.json"
+    deadline = time.monotonic() + 600
+    while not progress.is_file():
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    # Only this Snakemake's own training job: other runs on the machine stay untouched.
+    jobs = [p for p in psutil.Process(proc.pid).children(recursive=True) if "train.py" in " ".join(p.cmdline())]
+    assert jobs
+    for job in jobs:
+        job.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode != 0, out
+    assert not (ws / "reports/runs/torch/seed0/run.json").exists()  # Snakemake removed the failed job's outputs
+    assert progress.is_file()  # ...but not the checkpoint
+
+    rerun = run(cmd, ws)  # the same command again
+    log = (ws / "logs/train/torch/seed0.log").read_text()
+    assert "resuming after epoch" in log
+    assert json.loads((ws / target).read_text())["test_accuracy"] > 0.5
+    assert "Nothing to be done" not in rerun.stdout + rerun.stderr
