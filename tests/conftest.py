@@ -48,6 +48,7 @@ def tiny_params(**overrides) -> dict:
     params["data"].update(limit_train=5000, val_size=1000, limit_test=2000)
     params["train"]["epochs"] = 2
     params["seeds"] = [0]
+    params["ablation"]["seeds"] = [0]
     for dotted, value in overrides.items():
         node = params
         *parents, leaf = dotted.split(".")
@@ -112,18 +113,22 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
-def make_workspace(dest: Path, params: dict | None = None) -> Path:
+def make_workspace(dest: Path, params: dict | None = None, keep_benchmark: bool = False) -> Path:
     """A fresh copy of the repo with ``params`` (default: tiny_params()) committed.
 
     The committed results of the full baseline (reports/, dvc.lock) are removed: they belong
     to other params, and Snakemake, which has no record of them, would take the newer
-    report files as up to date and skip the run.
+    report files as up to date and skip the run. So is the benchmark's own dvc.yaml unless
+    asked for: `dvc status` covers every dvc.yaml, and its 20-minute stage is not what the
+    pipeline tests are about (tests/test_benchmark.py runs it small).
     """
     if not DEBIAN_DIR.is_dir():
         pytest.skip(f"{DEBIAN_DIR} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
     ws = copy_repo(dest)
     shutil.rmtree(ws / "reports", ignore_errors=True)
     (ws / "dvc.lock").unlink(missing_ok=True)
+    if not keep_benchmark:
+        shutil.rmtree(ws / "workflow" / "benchmark")
     write_params(ws / "params.yaml", params or tiny_params())
     run(["git", "add", "-A"], ws)
     run(["git", "commit", "-qm", "tiny params, no baseline results"], ws)

@@ -110,3 +110,80 @@ def write_runs(
             }
             (folder / "run.json").write_text(json.dumps(run, indent=2))
     return runs_dir, pred_dir
+
+
+# The ablation's runs (workflow/scripts/ablation_train.py's format), made up: n_correct of 10,000
+# test images per framework, run id and ablation seed (0, 1, 2). "main" is the main pipeline's run.
+ABLATION_N_TEST = 10_000
+HISTORY_ROW = {
+    "epoch": 1,
+    "train_loss": 1.0,
+    "train_accuracy": 0.8,
+    "val_loss": 1.0,
+    "val_accuracy": 0.8,
+    "epoch_seconds": 10.0,
+}
+ABLATION_CORRECT = {
+    "torch": {
+        "article": [8997, 8950, 9012],  # 89.97 % is printed as 89 by the article's code
+        "init": [9020, 8990, 9041],
+        "main": [9070, 9049, 9080],
+    },
+    "tensorflow": {
+        "article": [9134, 9120, 9151],
+        "head": [9101, 9093, 9130],
+        "eps": [9099, 9090, 9122],
+        "padding": [9060, 9041, 9077],
+        "init": [9065, 9052, 9070],
+        "main": [9072, 9060, 9066],
+    },
+}
+
+
+def write_ablation_runs(
+    root: Path, params: dict, correct: dict | None = None, device_name: str = "CPU", n_test: int = ABLATION_N_TEST
+) -> tuple[Path, Path]:
+    """Write reports/ablation/runs/{framework}/seed{seed}.json and the main runs' metrics.json / run.json.
+
+    The runs' settings are those lenet_compare.ablation gives each run id; every seed of
+    ``params["ablation"]["seeds"]`` takes the numbers at its position in ``correct``.
+    """
+    from lenet_compare import ablation
+
+    correct = correct or ABLATION_CORRECT
+    runs_dir, main_dir = root / "reports" / "ablation" / "runs", root / "reports" / "runs"
+    epochs = params["train"]["epochs"]
+    for f in ("torch", "tensorflow"):
+        for i, seed in enumerate(params["ablation"]["seeds"]):
+            runs = {}
+            for rid in ablation.runs_to_train(params, f):
+                n = correct[f][rid][i]
+                settings = ablation.settings(params, f, rid)
+                runs[rid] = {
+                    "settings": settings,
+                    "n_parameters": 107786 if settings["padding"] == [2, 2] else 61706,
+                    "n_correct": n,
+                    "n_test": n_test,
+                    "test_accuracy": n / n_test,
+                    "test_loss": 0.3,
+                    "train_seconds": 10.0 * epochs,
+                    "seconds_per_epoch": 10.0,
+                    "history": [
+                        dict(HISTORY_ROW, epoch=e, train_loss=1 / e, val_loss=1 / e) for e in range(1, epochs + 1)
+                    ],
+                }
+            record = {"framework": f, "seed": seed, "device": "cpu", "device_name": device_name, "runs": runs}
+            (runs_dir / f).mkdir(parents=True, exist_ok=True)
+            (runs_dir / f / f"seed{seed}.json").write_text(json.dumps(record, indent=2))
+
+            folder = main_dir / f / f"seed{seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            n = correct[f]["main"][i]
+            metrics = {"framework": f, "seed": seed, "n_test": n_test, "n_correct": n, "test_accuracy": n / n_test,
+                       "test_loss": 0.3, "train_seconds": 10.0 * epochs}  # fmt: skip
+            (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
+            run = {"framework": f, "seed": seed, "device": "cpu", "device_name": device_name, "n_parameters": 61706,
+                   "epochs": epochs, "train_seconds": 10.0 * epochs, "seconds_per_epoch": 10.0,
+                   "params": {"model": params["model"], "train": params["train"]}}  # fmt: skip
+            (folder / "run.json").write_text(json.dumps(run, indent=2))
+    return runs_dir, main_dir

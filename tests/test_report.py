@@ -21,9 +21,9 @@ from conftest import REPO, run, tiny_params, write_params
 from idx_files import fake_dataset, write_gz_dir
 from PIL import Image
 from scipy import stats as sps
-from synthetic_runs import params_for, write_runs
+from synthetic_runs import params_for, write_ablation_runs, write_runs
 
-from lenet_compare import figures
+from lenet_compare import ablation_report, figures
 from lenet_compare.classification import classification_metrics, confusion_matrix
 from lenet_compare.dataset import load_prepared, prepare, save_prepared
 from lenet_compare.errors import PipelineError
@@ -593,3 +593,101 @@ def test_native_protocol_changes_the_words(tmp_path, fake_cache):
     b = build_here(tmp_path, fake_cache, params_for(FRAMEWORKS, (0, 1), init="native", order="native"))
     assert "native: each framework's own default initializers" in b.md
     assert "do not share initial weights or the minibatch order" in b.md
+
+
+# ----------------------------------------------------------------------------------------------
+# The ablation's summary (reports/ablation.json), only when --ablation is given
+
+ABLATION_HEADING = "## The article's gap, explained"
+
+
+def write_ablation_json(root: Path, params: dict) -> Path:
+    """reports/ablation.json (and ablation.md beside it) from synthetic ablation runs under ``root``/abl."""
+    runs, main = write_ablation_runs(root / "abl", params)
+    r = root / "reports"
+    ablation_report.build(params, runs, main, r / "ablation.md", r / "ablation.json", r / "figures" / "ablation.png")
+    return r / "ablation.json"
+
+
+def paragraph_after(md: str, heading: str) -> str:
+    return md.split(heading + "\n\n", 1)[1].split("\n\n", 1)[0]
+
+
+def test_no_ablation_section_without_the_argument(built):
+    assert ABLATION_HEADING not in built.md
+    assert "gap, explained" not in built.html and "ablation.md" not in built.html
+
+
+def test_ablation_section_has_two_sentences_and_a_link(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, SEEDS)
+    params["ablation"]["seeds"] = list(SEEDS)
+    write_params(tmp_path / "params.yaml", params)
+    ablation_json = write_ablation_json(tmp_path, params)
+    runs, preds = write_runs(tmp_path, fake_cache, params)
+    out = outputs(tmp_path)
+    run(
+        [
+            sys.executable, REPO / "workflow/scripts/report.py", "--params", "params.yaml",
+            "--runs-dir", runs, "--predictions-dir", preds, "--cache", fake_cache,
+            "--out-md", out["out_md"], "--out-html", out["out_html"], "--metrics", out["out_metrics"],
+            "--figures-dir", out["figures_dir"], "--plots-dir", out["plots_dir"], "--ablation", ablation_json,
+        ],
+        cwd=tmp_path,
+    )  # fmt: skip
+    md, html = out["out_md"].read_text(), out["out_html"].read_text()
+    sentences = json.loads(ablation_json.read_text())["summary"]
+    assert len(sentences) == 2
+    # Exactly the two generated sentences, as one paragraph, then the link to ablation.md beside report.md.
+    paragraph = paragraph_after(md, ABLATION_HEADING)
+    assert paragraph == f"{md_escape(sentences[0])} {md_escape(sentences[1])}"
+    assert len(re.findall(r"\.(?:\s|$)", paragraph)) == 2
+    assert "[ablation.md](<ablation.md>)" in md
+    assert (tmp_path / "reports" / "ablation.md").is_file()
+    # The section sits after the verdict, before the table of differences.
+    assert md.index("**Verdict**") < md.index(ABLATION_HEADING) < md.index("## What differed in the article")
+    text = re.sub(r"<[^>]+>", "", html)
+    for sentence in sentences:
+        assert sentence.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") in text
+    assert '<a href="ablation.md">' in html
+
+
+def test_ablation_link_is_relative_to_each_report(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, (0, 1))
+    params["ablation"]["seeds"] = [0, 1]
+    ablation_json = write_ablation_json(tmp_path, params)
+    runs, preds = write_runs(tmp_path, fake_cache, params)
+    out = outputs(tmp_path) | {"out_md": tmp_path / "md" / "report.md", "out_html": tmp_path / "html" / "r.html"}
+    build(params, runs, preds, fake_cache, **out, ablation=ablation_json)
+    assert "[../reports/ablation.md](<../reports/ablation.md>)" in out["out_md"].read_text()
+    assert '<a href="../reports/ablation.md">' in out["out_html"].read_text()
+
+
+def test_ablation_strings_are_escaped(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, (0, 1))
+    hostile = '<script>alert("x")</script> *bold* [link](http://example.com).'
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps({"summary": [hostile, "Second | sentence."], "markdown": "ablation.md"}))
+    runs, preds = write_runs(tmp_path, fake_cache, params)
+    out = outputs(tmp_path)
+    build(params, runs, preds, fake_cache, **out, ablation=path)
+    md, html = out["out_md"].read_text(), out["out_html"].read_text()
+    assert md_escape(hostile) in md and "Second \\| sentence." in md
+    assert "<script>alert" not in html and "&lt;script&gt;alert" in html
+    assert 'href="http://example.com"' not in html and "<strong>bold</strong>" not in html
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"summary": ["One sentence."], "markdown": "ablation.md"},
+        {"summary": ["One.", "Two."], "markdown": "javascript:alert(1).md"},
+        {"summary": ["One.", "Two."], "markdown": "/etc/ablation.md"},
+        {"summary": ["One.", "Two."]},
+    ],
+)
+def test_a_malformed_ablation_json_is_refused(tmp_path, fake_cache, content):
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(PipelineError, match="rerun the ablation step"):
+        build(params_for(FRAMEWORKS, (0,)), tmp_path / "runs", tmp_path / "preds", fake_cache,
+              **outputs(tmp_path), ablation=path)  # fmt: skip

@@ -132,6 +132,14 @@ def image_link(alt: str, src: str) -> Markdown:
     return Markdown(f"![{md_escape(alt.replace('_', ' '))}](<{dest}>)")
 
 
+def md_link(text: str, dest: str) -> Markdown:
+    """A Markdown link with escaped text; the destination goes in <...>, like image_link's."""
+    if "\n" in dest or "\r" in dest:
+        raise ValueError(f"a link cannot hold a line break: {dest!r}")
+    dest = re.sub(r"[\\<>]", lambda m: "\\" + m.group(0), dest)
+    return Markdown(f"[{md_escape(text)}](<{dest}>)")
+
+
 def markdown_to_html(markdown: str, title: str) -> str:
     """The Markdown as one self-contained HTML page (raw HTML in the Markdown stays escaped)."""
     md = MarkdownIt("commonmark", {"html": False, "typographer": False}).enable("table")

@@ -5,7 +5,8 @@ data/predictions/{framework}/seed{seed}.npz and the prepared cache (test labels 
 Outputs: report.md and report.html from one jinja2 template (templates/report.md.j2; the HTML
 is that Markdown rendered by markdown-it with raw HTML disabled, images as data: URIs, inside
 templates/page.html.j2), the figures, reports/metrics.json for `dvc metrics diff`, and one
-(actual, predicted) CSV per framework for DVC's confusion template.
+(actual, predicted) CSV per framework for DVC's confusion template. Optionally reports/ablation.json
+(ablation_report.py): its two summary sentences and a link to its Markdown, in a section of their own.
 
 Framework-free: reads files only, never imports torch or tensorflow.
 """
@@ -32,7 +33,7 @@ from .classification import classification_metrics
 from .dataset import load_prepared
 from .errors import PipelineError
 from .protocol import HISTORY_COLUMNS
-from .render import data_uri, environment, image_link, markdown_to_html
+from .render import data_uri, environment, image_link, markdown_to_html, md_link
 from .report_files import FIGURES, FRAMEWORK_NAMES, confusion_csv
 
 log = logging.getLogger(__name__)
@@ -511,7 +512,39 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def render_markdown(inp: Inputs, analysis: dict, figure_src: dict[str, str]) -> str:
+def load_ablation(path: Path) -> dict:
+    """What the main report shows of reports/ablation.json: its two summary sentences and its Markdown's path.
+
+    ``markdown`` (the ablation's Markdown report, relative to the JSON's folder) becomes the link
+    target; it must be a relative ``.md`` path, so a link from a file cannot point anywhere else.
+    """
+    path = Path(path)
+    obj = _read_json(path)
+    rerun = "rerun the ablation step (dvc repro ablation / snakemake ablation)"
+    sentences = obj.get("summary")
+    if not (isinstance(sentences, list) and len(sentences) == 2 and all(isinstance(x, str) for x in sentences)):
+        raise PipelineError(f"{path} lacks its two summary sentences under 'summary'; {rerun}")
+    markdown = obj.get("markdown")
+    if not (
+        isinstance(markdown, str)
+        and markdown.endswith(".md")
+        and ":" not in markdown
+        and not Path(markdown).is_absolute()
+        and not any(c in markdown for c in "\r\n")
+    ):
+        raise PipelineError(f"{path}: 'markdown' must be the relative path of the ablation's .md report; {rerun}")
+    return {"sentences": sentences, "markdown": path.parent / markdown}
+
+
+def ablation_context(ablation: dict | None, page: Path) -> dict | None:
+    """The template's view of the ablation: the sentences and a link relative to ``page``'s folder."""
+    if ablation is None:
+        return None
+    href = Path(os.path.relpath(ablation["markdown"], Path(page).parent)).as_posix()
+    return {"sentences": ablation["sentences"], "link": md_link(href, href)}
+
+
+def render_markdown(inp: Inputs, analysis: dict, figure_src: dict[str, str], ablation: dict | None = None) -> str:
     train = inp.params["train"]
     shown_params = {key: inp.params[key] for key in ("frameworks", "seeds", "model", "train") if key in inp.params}
     shown_params["data"] = {
@@ -534,6 +567,7 @@ def render_markdown(inp: Inputs, analysis: dict, figure_src: dict[str, str]) -> 
         "params_yaml": yaml.safe_dump(shown_params, sort_keys=False),
         "libraries": library_versions(),
         "eps_steps": f"{keras_eps_steps(train['betas'][1]):,}",
+        "ablation": ablation,
     }
     return environment().get_template("report.md.j2").render(context)
 
@@ -551,8 +585,14 @@ def build(
     out_metrics: Path,
     figures_dir: Path,
     plots_dir: Path,
+    ablation: Path | None = None,
 ) -> dict:
-    """Run the whole report step; returns the summary written to ``out_metrics``."""
+    """Run the whole report step; returns the summary written to ``out_metrics``.
+
+    ``ablation``: reports/ablation.json, optional; when given, the report summarizes it in a
+    section of its own and links its Markdown report.
+    """
+    abl = load_ablation(Path(ablation)) if ablation is not None else None
     inp = load_inputs(params, Path(runs_dir), Path(predictions_dir), Path(cache))
     analysis = analyze(inp)
     paths = make_figures(inp, analysis, Path(figures_dir))
@@ -560,8 +600,9 @@ def build(
     # The .md links figures relative to its own folder (reports/report.md -> figures/x.png).
     rel = os.path.relpath(Path(figures_dir), Path(out_md).parent)
     md_src = {name: f"{Path(rel).as_posix()}/{path.name}" for name, path in paths.items()}
-    write_text(out_md, render_markdown(inp, analysis, md_src))
-    html_md = render_markdown(inp, analysis, {name: data_uri(path) for name, path in paths.items()})
+    write_text(out_md, render_markdown(inp, analysis, md_src, ablation_context(abl, Path(out_md))))
+    html_src = {name: data_uri(path) for name, path in paths.items()}
+    html_md = render_markdown(inp, analysis, html_src, ablation_context(abl, Path(out_html)))
     write_text(out_html, markdown_to_html(html_md, TITLE))
     summary = summary_metrics(analysis)
     write_json(out_metrics, summary)

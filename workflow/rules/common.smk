@@ -23,6 +23,11 @@ def runs_dir(wildcards, input):
     return Path(input.metrics[0]).parents[2].as_posix()
 
 
+def ablation_runs_dir(wildcards, input):
+    """reports/ablation/runs, from reports/ablation/runs/{framework}/seed{seed}.json."""
+    return Path(input.runs[0]).parents[1].as_posix()
+
+
 def predictions_dir(wildcards, input):
     """data/predictions, from data/predictions/{framework}/seed{seed}.npz."""
     return Path(input.predictions[0]).parents[1].as_posix()

@@ -27,6 +27,7 @@ rule report:
             seed=config["seeds"],
         ),
         cache=PREPARED,
+        ablation="reports/ablation.json",
         script="workflow/scripts/report.py",
         code=[
             "src/lenet_compare/report.py",
@@ -67,7 +68,7 @@ rule report:
     shell:
         "python {input.script} --runs-dir {params.runs_dir} --predictions-dir {params.predictions_dir} "
         "--cache {input.cache} --out-md {output.md} --out-html {output.html} --metrics {output.metrics} "
-        "--figures-dir {params.figures_dir} --plots-dir {params.plots_dir} --log {log}"
+        "--figures-dir {params.figures_dir} --plots-dir {params.plots_dir} --ablation {input.ablation} --log {log}"
 
 
 # A picture of report.html as a browser shows it, for the README. Needs Debian's chromium and

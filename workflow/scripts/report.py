@@ -19,6 +19,7 @@ def main(args) -> None:
         out_metrics=args.metrics,
         figures_dir=args.figures_dir,
         plots_dir=args.plots_dir,
+        ablation=args.ablation,
     )
     cli.log.info("wrote %s, %s, %s and the figures in %s", args.out_md, args.out_html, args.metrics, args.figures_dir)
 
@@ -33,4 +34,5 @@ if __name__ == "__main__":
     p.add_argument("--metrics", type=Path, required=True, help="summary JSON for `dvc metrics diff`")
     p.add_argument("--figures-dir", type=Path, required=True, help="folder of the PNG figures")
     p.add_argument("--plots-dir", type=Path, required=True, help="folder of the CSVs for DVC's confusion plots")
+    p.add_argument("--ablation", type=Path, help="optional: reports/ablation.json, summarized in the report and linked")
     cli.run(main, p.parse_args())

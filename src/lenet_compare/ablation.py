@@ -1,0 +1,147 @@
+"""The article's setup and the cumulative steps from it to the controlled protocol (framework-free).
+
+The article's two runs differed in six factors (DESIGN.md). ``ablation.article`` in params.yaml
+gives each factor's value in its notebook, per framework; the controlled value is the main
+protocol's (``model`` / ``train``), logits and exact accuracy. Step 0 ("article") trains the
+article's setup; each following step (``ablation.steps``) moves one more factor to its
+controlled value in both frameworks. After the last step every factor is controlled, so that
+step *is* the main pipeline's runs: it is not trained again.
+
+A step that leaves a framework's training unchanged (a factor it already had at the controlled
+value, or the accuracy factor, which only changes how a result is reported) reuses that
+framework's run of the earlier step: ``run_id`` names the first step with the same training
+configuration, so each distinct configuration trains once per seed.
+"""
+
+from __future__ import annotations
+
+import copy
+
+FACTORS = ("accuracy", "head", "eps", "padding", "init", "order")
+ARTICLE = "article"
+MAIN = "main"  # run id of the configuration of the main runs (reports/runs/...)
+
+FACTOR_LABELS = {
+    "accuracy": "accuracy reporting (integer-truncated -> exact)",
+    "head": "TensorFlow head (softmax + categorical cross-entropy -> logits)",
+    "eps": "Adam epsilon (Keras default 1e-7 -> the params' eps)",
+    "padding": "second conv padding (same -> valid)",
+    "init": "initial weights (native defaults -> shared)",
+    "order": "training order (fixed / own shuffle -> shared)",
+}
+
+
+def controlled(params: dict) -> dict:
+    """Each factor's controlled value: the main protocol's."""
+    return {
+        "accuracy": "exact",
+        "head": "logits",
+        "eps": params["train"]["eps"],
+        "padding": list(params["model"]["conv_padding"]),
+        "init": params["train"]["init"],
+        "order": params["train"]["order"],
+    }
+
+
+def article(params: dict, framework: str) -> dict:
+    """Each factor's value in the article's notebook for ``framework``."""
+    a = params["ablation"]["article"][framework]
+    return {
+        "accuracy": a["accuracy"],
+        "head": a["head"],
+        "eps": a["eps"],
+        "padding": list(a["conv_padding"]),
+        "init": a["init"],
+        "order": a["order"],
+    }
+
+
+def step_names(params: dict) -> list[str]:
+    """ "article", then the factors in the order they are moved."""
+    return [ARTICLE, *params["ablation"]["steps"]]
+
+
+def settings(params: dict, framework: str, step: str) -> dict:
+    """The factors' values for ``framework`` at ``step``: controlled for the steps done so far."""
+    names = step_names(params)
+    if step not in names:
+        raise ValueError(f"unknown ablation step {step!r}; steps are {names}")
+    values = article(params, framework)
+    ctrl = controlled(params)
+    for factor in names[1 : names.index(step) + 1]:
+        values[factor] = ctrl[factor]
+    return values
+
+
+def training_config(params: dict, framework: str, step: str) -> tuple[dict, dict]:
+    """(model params, train params) that the train code gets for ``framework`` at ``step``.
+
+    The train params carry one key the main ``train`` section has not: ``head``.
+    """
+    values = settings(params, framework, step)
+    model = copy.deepcopy(params["model"])
+    model["conv_padding"] = values["padding"]
+    train = copy.deepcopy(params["train"])
+    train.update(eps=values["eps"], init=values["init"], order=values["order"], head=values["head"])
+    return model, train
+
+
+def main_training_config(params: dict) -> tuple[dict, dict]:
+    model, train = copy.deepcopy(params["model"]), copy.deepcopy(params["train"])
+    train["head"] = "logits"
+    return model, train
+
+
+def run_id(params: dict, framework: str, step: str) -> str:
+    """The run whose results ``framework`` has at ``step``: "main", or the first step with its config."""
+    config = training_config(params, framework, step)
+    if config == main_training_config(params):
+        return MAIN
+    for earlier in step_names(params):
+        if training_config(params, framework, earlier) == config:
+            return earlier
+    raise AssertionError("unreachable: the step itself matches")
+
+
+def runs_to_train(params: dict, framework: str) -> list[str]:
+    """The distinct configurations the ablation trains for ``framework`` (the main runs excluded)."""
+    ids = []
+    for step in step_names(params):
+        rid = run_id(params, framework, step)
+        if rid != MAIN and rid not in ids:
+            ids.append(rid)
+    return ids
+
+
+def reported_accuracy(correct: int, total: int, how: str) -> float:
+    """Accuracy in percent as the article's code would print it: exact, or ``100 * correct // total``."""
+    if how == "truncated":
+        return float(100 * correct // total)
+    return 100 * correct / total
+
+
+def config_problems(params: dict) -> list[str]:
+    """Cross-field rules for the ablation section (config.validate_params calls this)."""
+    problems = []
+    ab = params["ablation"]
+    extra = sorted(set(ab["seeds"]) - set(params["seeds"]))
+    if extra:
+        problems.append(
+            f"ablation.seeds = {ab['seeds']} has seeds not in seeds = {params['seeds']} ({extra}): its last step "
+            "is the main runs, so every ablation seed must be a main seed too"
+        )
+    missing = sorted(set(params["frameworks"]) ^ {"torch", "tensorflow"})
+    if missing:
+        problems.append(
+            f"frameworks = {params['frameworks']}: the ablation compares the two frameworks, so both are needed"
+        )
+    if ab["article"]["torch"]["head"] != "logits":
+        problems.append("ablation.article.torch.head must be 'logits': a softmax head is only implemented for Keras")
+    for fw in ("torch", "tensorflow"):
+        pad = ab["article"][fw]["conv_padding"]
+        if len(pad) != len(params["model"]["conv_channels"]):
+            problems.append(
+                f"ablation.article.{fw}.conv_padding = {pad} needs one entry per conv layer "
+                f"(model.conv_channels = {params['model']['conv_channels']})"
+            )
+    return problems

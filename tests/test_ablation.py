@@ -1,0 +1,100 @@
+"""The ablation's steps: cumulative factor values, which runs train, config rules (no framework)."""
+
+import copy
+
+import pytest
+from conftest import default_params
+
+from lenet_compare import ablation
+from lenet_compare.config import validate_params
+from lenet_compare.errors import PipelineError
+
+
+@pytest.fixture
+def params() -> dict:
+    return default_params()
+
+
+def test_article_step_is_the_article_and_last_step_is_the_main_protocol(params):
+    tf = ablation.settings(params, "tensorflow", "article")
+    assert tf == {
+        "accuracy": "exact",
+        "head": "softmax",
+        "eps": 1e-7,
+        "padding": [2, 2],
+        "init": "native",
+        "order": "native",
+    }
+    pt = ablation.settings(params, "torch", "article")
+    assert pt["order"] == "fixed" and pt["accuracy"] == "truncated" and pt["padding"] == [2, 0]
+    last = params["ablation"]["steps"][-1]
+    for framework in ("torch", "tensorflow"):
+        assert ablation.settings(params, framework, last) == ablation.controlled(params)
+        assert ablation.run_id(params, framework, last) == ablation.MAIN
+
+
+def test_steps_are_cumulative(params):
+    steps = ablation.step_names(params)
+    for i, step in enumerate(steps[1:], start=1):
+        before = ablation.settings(params, "tensorflow", steps[i - 1])
+        after = ablation.settings(params, "tensorflow", step)
+        # exactly the factor of this step changed (or already had its controlled value)
+        changed = {k for k in after if after[k] != before[k]}
+        assert changed <= {step}
+        assert after[step] == ablation.controlled(params)[step]
+
+
+def test_each_distinct_configuration_trains_once(params):
+    # PyTorch's training changes only when init and order move; the accuracy step only re-reports.
+    assert ablation.runs_to_train(params, "torch") == ["article", "init"]
+    assert ablation.runs_to_train(params, "tensorflow") == ["article", "head", "eps", "padding", "init"]
+    assert ablation.run_id(params, "torch", "accuracy") == "article"
+    assert ablation.run_id(params, "torch", "padding") == "article"
+    assert ablation.run_id(params, "tensorflow", "accuracy") == "article"
+
+
+def test_training_config_carries_the_factors(params):
+    model, train = ablation.training_config(params, "tensorflow", "article")
+    assert model["conv_padding"] == [2, 2]
+    assert (train["eps"], train["init"], train["order"], train["head"]) == (1e-7, "native", "native", "softmax")
+    assert train["epochs"] == params["train"]["epochs"]  # everything else is the main protocol's
+    assert params["model"]["conv_padding"] == [2, 0]  # the params themselves are untouched
+
+
+def test_another_step_order_changes_which_runs_are_shared(params):
+    params["ablation"]["steps"] = ["order", "init", "padding", "eps", "head", "accuracy"]
+    # The last step only changes reporting: both frameworks' last training is the main run.
+    assert ablation.run_id(params, "torch", "head") == ablation.MAIN
+    assert ablation.run_id(params, "tensorflow", "head") == ablation.MAIN
+    assert ablation.runs_to_train(params, "torch") == ["article", "order"]
+
+
+@pytest.mark.parametrize(
+    ("correct", "how", "expected"),
+    [(8999, "truncated", 89.0), (8999, "exact", 89.99), (9134, "exact", 91.34), (10000, "truncated", 100.0)],
+)
+def test_reported_accuracy(correct, how, expected):
+    assert ablation.reported_accuracy(correct, 10000, how) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"ablation.seeds": [0, 7]}, r"ablation.seeds = \[0, 7\] has seeds not in seeds"),
+        ({"frameworks": ["torch"]}, "both are needed"),
+        ({"ablation.article.torch.head": "softmax"}, "only implemented for Keras"),
+        ({"ablation.article.tensorflow.conv_padding": [2]}, "needs one entry per conv layer"),
+        ({"ablation.steps": ["accuracy", "head", "eps", "padding", "init", "init"]}, "ablation.steps"),
+        ({"ablation.article.tensorflow.order": "sorted"}, "ablation.article.tensorflow.order"),
+    ],
+)
+def test_invalid_ablation_params_are_refused(params, change, message):
+    bad = copy.deepcopy(params)
+    for dotted, value in change.items():
+        node = bad
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    with pytest.raises(PipelineError, match=message):
+        validate_params(bad)

@@ -1,0 +1,368 @@
+"""The ablation's report: every gap, change and interval equals a direct computation from the run files.
+
+The runs are synthetic (tests/synthetic_runs.py: known n_correct per framework, run and seed). The
+expected numbers are computed here with numpy / scipy from those counts and a hand-written map of
+which run each framework has at each step, independently of lenet_compare.ablation_report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO, run, write_params
+from PIL import Image
+from scipy import stats as sps
+from synthetic_runs import ABLATION_CORRECT, ABLATION_N_TEST, params_for, write_ablation_runs
+
+from lenet_compare import ablation_report, figures
+from lenet_compare.errors import PipelineError
+
+SEEDS = (0, 1, 2)
+STEPS = ("article", "accuracy", "head", "eps", "padding", "init", "order")
+# Which run each framework has at each step with params.yaml's default ablation (written out by hand).
+STEP_RUNS = {
+    "torch": ("article", "article", "article", "article", "article", "init", "main"),
+    "tensorflow": ("article", "article", "head", "eps", "padding", "init", "main"),
+}
+RETRAINED = {
+    "accuracy": "none: reporting only (PyTorch)",
+    "head": "TensorFlow/Keras (PyTorch already controlled)",
+    "eps": "TensorFlow/Keras (PyTorch already controlled)",
+    "padding": "TensorFlow/Keras (PyTorch already controlled)",
+    "init": "PyTorch and TensorFlow/Keras",
+    "order": "PyTorch and TensorFlow/Keras",
+}
+
+
+def ablation_params(seeds=SEEDS, main_seeds=(0, 1, 2, 3)) -> dict:
+    params = params_for(("torch", "tensorflow"), main_seeds, epochs=3)
+    params["ablation"]["seeds"] = list(seeds)
+    return params
+
+
+def reported(f: str, k: int, correct=ABLATION_CORRECT) -> np.ndarray:
+    """Accuracy in % as the article's code prints it: PyTorch truncated at the first step only."""
+    n = np.array(correct[f][STEP_RUNS[f][k]], dtype=np.int64)
+    if f == "torch" and k == 0:
+        return (100 * n // ABLATION_N_TEST).astype(np.float64)
+    return 100 * n / ABLATION_N_TEST
+
+
+def gaps(k: int) -> np.ndarray:
+    return reported("tensorflow", k) - reported("torch", k)
+
+
+def t_ci(x: np.ndarray) -> tuple[float, float]:
+    half = sps.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x))
+    return x.mean() - half, x.mean() + half
+
+
+def t_pi(x: np.ndarray) -> tuple[float, float]:
+    half = sps.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) * np.sqrt(1 + 1 / len(x))
+    return x.mean() - half, x.mean() + half
+
+
+def table_after(md: str, heading: str) -> list[list[str]]:
+    """The cells of the first table after ``heading`` (header and separator rows dropped)."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == heading)
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+        elif rows:
+            break
+    return rows[2:]
+
+
+@dataclass
+class Built:
+    root: Path
+    params: dict
+    md: str
+    data: dict
+
+    @property
+    def figure(self) -> Path:
+        return self.root / "reports" / "figures" / "ablation.png"
+
+
+def outputs(root: Path) -> dict[str, Path]:
+    r = root / "reports"
+    return {"out_md": r / "ablation.md", "out_json": r / "ablation.json", "figure": r / "figures" / "ablation.png"}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Built:
+    """The ablation report of 3 seeds, built through the step's command line."""
+    root = tmp_path_factory.mktemp("ablation")
+    params = ablation_params()
+    write_params(root / "params.yaml", params)
+    write_ablation_runs(root, params)
+    run(
+        [
+            sys.executable, REPO / "workflow/scripts/ablation_report.py", "--params", "params.yaml",
+            "--runs-dir", "reports/ablation/runs", "--main-runs-dir", "reports/runs",
+            "--out-md", "reports/ablation.md", "--out-json", "reports/ablation.json",
+            "--figure", "reports/figures/ablation.png", "--log", "ablation.log",
+        ],
+        cwd=root,
+    )  # fmt: skip
+    out = outputs(root)
+    return Built(root, params, out["out_md"].read_text(), json.loads(out["out_json"].read_text()))
+
+
+# ----------------------------------------------------------------------------------------------
+# The numbers
+
+
+def test_reported_accuracies_truncate_pytorch_at_the_article_step_only(built):
+    steps = built.data["steps"]
+    # 8,997 of 10,000 right is 89.97 %: the article's code prints 89, the next step shows 89.97.
+    assert steps[0]["accuracy"]["torch"]["reported"]["values"] == [89.0, 89.0, 90.0]
+    assert steps[0]["accuracy"]["torch"]["exact"]["values"] == pytest.approx([89.97, 89.50, 90.12], abs=1e-12)
+    assert steps[1]["accuracy"]["torch"]["reported"]["values"] == pytest.approx([89.97, 89.50, 90.12], abs=1e-12)
+    assert steps[0]["accuracy"]["torch"]["how"] == "truncated"
+    assert all(e["accuracy"]["torch"]["how"] == "exact" for e in steps[1:])
+    for k, e in enumerate(steps):
+        for f in ("torch", "tensorflow"):
+            assert e["run_ids"][f] == STEP_RUNS[f][k]
+            assert e["accuracy"][f]["reported"]["values"] == pytest.approx(reported(f, k).tolist(), abs=1e-9)
+
+
+def test_gaps_and_their_intervals_equal_scipy(built):
+    steps = built.data["steps"]
+    assert [e["step"] for e in steps] == list(STEPS)
+    for k, e in enumerate(steps):
+        g = gaps(k)
+        s = e["gap"]
+        assert s["values"] == pytest.approx(g.tolist(), abs=1e-9)
+        assert s["mean"] == pytest.approx(g.mean(), abs=1e-9)
+        assert s["std"] == pytest.approx(np.std(g, ddof=1), abs=1e-9)
+        low, high = t_ci(g)
+        assert (s["ci_low"], s["ci_high"]) == pytest.approx((low, high), abs=1e-9)
+        # The same as scipy's own one-sample t interval.
+        ci = sps.ttest_1samp(g, 0).confidence_interval(0.95)
+        assert (s["ci_low"], s["ci_high"]) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
+def test_changes_are_paired_by_seed_and_equal_scipy(built):
+    steps = built.data["steps"]
+    assert steps[0]["change"] is None
+    for k in range(1, len(STEPS)):
+        d = gaps(k) - gaps(k - 1)
+        s = steps[k]["change"]
+        assert s["values"] == pytest.approx(d.tolist(), abs=1e-9)
+        assert s["mean"] == pytest.approx(d.mean(), abs=1e-9)
+        # Paired: the CI of the mean change is ttest_rel's on the two steps' gaps.
+        ci = sps.ttest_rel(gaps(k), gaps(k - 1)).confidence_interval(0.95)
+        assert (s["ci_low"], s["ci_high"]) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
+def test_the_changes_add_up_to_the_total(built):
+    total = built.data["total"]
+    whole = gaps(len(STEPS) - 1) - gaps(0)
+    assert total["change"]["values"] == pytest.approx(whole.tolist(), abs=1e-9)
+    assert total["change"]["mean"] == pytest.approx(whole.mean(), abs=1e-9)
+    assert total["sum_of_step_changes"] == pytest.approx(whole.mean(), abs=1e-9)
+    assert sum(e["change"]["mean"] for e in built.data["steps"][1:]) == pytest.approx(whole.mean(), abs=1e-9)
+    assert total["sum_check_ok"] is True
+    assert total["article_gap"]["mean"] == pytest.approx(gaps(0).mean(), abs=1e-9)
+    assert total["controlled_gap"]["mean"] == pytest.approx(gaps(len(STEPS) - 1).mean(), abs=1e-9)
+
+
+def test_which_frameworks_each_step_retrains(built):
+    steps = {e["step"]: e for e in built.data["steps"]}
+    assert steps["article"]["retrained"] == ["torch", "tensorflow"]
+    assert steps["accuracy"]["retrained"] == [] and steps["accuracy"]["reporting_changed"] == ["torch"]
+    for step in ("head", "eps", "padding"):
+        assert steps[step]["retrained"] == ["tensorflow"] and steps[step]["reporting_changed"] == []
+    for step in ("init", "order"):
+        assert steps[step]["retrained"] == ["torch", "tensorflow"]
+    for step, text in RETRAINED.items():
+        assert steps[step]["what_changed"] == text
+    assert built.data["run_ids"] == {f: list(dict.fromkeys(STEP_RUNS[f])) for f in STEP_RUNS}
+    # The factors' values per framework and step, as params.yaml's ablation section gives them.
+    assert steps["article"]["settings"]["tensorflow"]["padding"] == [2, 2]
+    assert steps["padding"]["settings"]["tensorflow"]["padding"] == [2, 0]
+    assert steps["order"]["settings"]["torch"]["order"] == "shared"
+    assert built.data["seeds"] == list(SEEDS)
+
+
+def test_reproduction_against_the_articles_numbers(built):
+    rep = built.data["reproduction"]
+    pt, tf = reported("torch", 0), reported("tensorflow", 0)
+    assert rep["torch"]["reported"]["mean"] == pytest.approx(pt.mean())
+    assert rep["torch"]["reported"]["std"] == pytest.approx(np.std(pt, ddof=1))
+    assert (rep["torch"]["reported"]["min"], rep["torch"]["reported"]["max"]) == (89.0, 90.0)
+    assert (rep["tensorflow"]["reported"]["pi_low"], rep["tensorflow"]["reported"]["pi_high"]) == pytest.approx(
+        t_pi(tf), abs=1e-9
+    )
+    # Printed like with like: the article's 89 lies in our printed range [89, 90] and its 91.34 in [91.20, 91.51].
+    assert rep["torch"]["reported_vs_article"]["in_range"] == "inside"
+    assert rep["tensorflow"]["reported_vs_article"]["in_range"] == "inside"
+    # The interval the printed 89 allows, [89, 90), against our exact range [89.50, 90.12]: it overlaps.
+    assert rep["torch"]["exact_vs_article"]["in_range"] == "overlaps"
+    assert rep["torch"]["exact_vs_article"]["article_high_excluded"] is True
+    # The printed gap 91.34 - 89 = 2.34 equals our seed 0's printed gap: inside our range and our PI.
+    g = gaps(0)
+    assert rep["gap"]["article_printed"] == pytest.approx(2.34)
+    assert rep["gap"]["reported_vs_article"]["in_range"] == "inside"
+    low, high = t_pi(g)
+    assert rep["gap"]["reported"]["pi_low"] == pytest.approx(low, abs=1e-9)
+    assert rep["gap"]["reported_vs_article"]["in_prediction_interval"] == ("inside" if low <= 2.34 <= high else "no")
+    assert "n = 3 seeds" in rep["note"] and "50 %" in rep["note"]
+
+
+def test_within_says_where_the_articles_value_lies():
+    within = ablation_report._within
+    assert within(89, 89, 89, 90, False) == "inside"
+    assert within(91.34, 91.34, 91.0, 91.3, False) == "above"
+    assert within(89, 89, 89.5, 90, False) == "below"
+    assert within(89, 90, 89.5, 90.1, True) == "overlaps"
+    assert within(89, 90, 90.0, 90.1, True) == "below"  # 90 itself is not in [89, 90)
+    assert within(89, 90, 88.0, 91.0, True) == "inside"
+    assert within(89, 89, None, None, False) is None
+
+
+# ----------------------------------------------------------------------------------------------
+# The Markdown and the figure
+
+
+def test_markdown_cites_the_article_first(built):
+    intro = built.md.split("\n\n")[1]
+    assert "**TensorFlow/Keras 91.34 % against PyTorch 89 %**" in intro
+    assert "`100 * correct // total`" in intro
+
+
+def test_one_row_per_step_with_its_gap_and_interval(built):
+    rows = table_after(built.md, "## One factor at a time")
+    assert len(rows) == len(STEPS)
+    for k, r in enumerate(rows):
+        g = gaps(k)
+        low, high = t_ci(g)
+        assert r[0] == str(k) and r[1] == STEPS[k]
+        assert r[4] == f"{reported('tensorflow', k).mean():.2f}"
+        assert r[5].startswith(f"{reported('torch', k).mean():.2f}")
+        assert r[6] == f"{g.mean():+.2f} [{low:+.2f}, {high:+.2f}]"
+        if k == 0:
+            assert r[7] == "n/a" and r[3] == "both (the article's setup)"
+        else:
+            d = g - gaps(k - 1)
+            dl, dh = t_ci(d)
+            assert r[7] == f"{d.mean():+.2f} [{dl:+.2f}, {dh:+.2f}]"
+            assert r[3] == RETRAINED[STEPS[k]]
+    assert rows[0][5].endswith("(truncated)") and not rows[1][5].endswith("(truncated)")
+
+
+def test_reproduction_table_shows_our_runs_of_the_articles_setup(built):
+    rows = table_after(built.md, "## The article's setup, reproduced")
+    assert len(rows) == 4
+    pt = reported("torch", 0)
+    assert rows[0][1] == "89 %" and rows[0][2] == f"{pt.mean():.2f} ± {np.std(pt, ddof=1):.2f}"
+    assert rows[0][5] == "89.00, 89.00, 90.00"
+    assert rows[2][1] == "91.34 %"
+    assert rows[3][1] == "+2.34"
+
+
+def test_conclusion_comes_from_the_numbers(built):
+    c = built.data["conclusion"]
+    assert 2 <= len(c) <= 3
+    changes = {e["step"]: e["change"]["mean"] for e in built.data["steps"][1:]}
+    largest = max(changes, key=lambda s: abs(changes[s]))
+    assert built.data["largest_step"] == largest
+    assert f"{changes[largest]:+.2f} points" in c[1]
+    assert f"{gaps(0).mean():+.2f} points" in c[0]
+    assert f"{gaps(len(STEPS) - 1).mean():+.2f} points" in c[-1]
+    for line in c:
+        assert f"- {line}" in built.md
+    assert len(built.data["summary"]) == 2
+
+
+def test_figure_draws_each_steps_gap_and_interval(tmp_path, monkeypatch):
+    saved = []
+    real_save = figures._save
+
+    def save(fig, path):
+        top = fig.axes[0]
+        bars = top.containers[0]  # the errorbar of the means
+        saved.append(
+            {"means": bars.lines[0].get_ydata(), "ticks": [t.get_text() for t in fig.axes[1].get_xticklabels()]}
+        )
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", save)
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    ablation_report.build(params, runs, main, **outputs(tmp_path))
+    np.testing.assert_allclose(saved[0]["means"], [gaps(k).mean() for k in range(len(STEPS))], atol=1e-9)
+    assert saved[0]["ticks"] == ["article", *(f"+ {s}" for s in STEPS[1:])]
+
+
+def test_figure_is_a_png_and_reproducible(built, tmp_path):
+    with Image.open(built.figure) as img:
+        assert img.format == "PNG" and img.width >= 600
+    assert "(<figures/ablation.png>)" in built.md
+    runs, main = write_ablation_runs(tmp_path, built.params)
+    ablation_report.build(built.params, runs, main, **outputs(tmp_path))
+    assert outputs(tmp_path)["figure"].read_bytes() == built.figure.read_bytes()
+    assert outputs(tmp_path)["out_md"].read_text() == built.md
+    assert built.data["markdown"] == "ablation.md" and built.data["figure"] == "figures/ablation.png"
+
+
+# ----------------------------------------------------------------------------------------------
+# Inputs that are missing, stale or few
+
+
+def test_missing_files_are_listed_at_once(tmp_path):
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    (runs / "tensorflow" / "seed1.json").unlink()
+    (main / "torch" / "seed2" / "metrics.json").unlink()
+    with pytest.raises(PipelineError) as e:
+        ablation_report.build(params, runs, main, **outputs(tmp_path))
+    assert "tensorflow/seed1.json" in str(e.value) and "torch/seed2/metrics.json" in str(e.value)
+    assert not outputs(tmp_path)["out_md"].exists()
+
+
+def test_runs_with_other_settings_are_stale(tmp_path):
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    path = runs / "tensorflow" / "seed0.json"
+    record = json.loads(path.read_text())
+    record["runs"]["eps"]["settings"]["eps"] = 1e-7
+    path.write_text(json.dumps(record))
+    with pytest.raises(PipelineError, match=r"run 'eps' was trained with other settings .*differing: eps"):
+        ablation_report.build(params, runs, main, **outputs(tmp_path))
+
+
+def test_a_missing_run_is_named(tmp_path):
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    path = runs / "torch" / "seed2.json"
+    record = json.loads(path.read_text())
+    del record["runs"]["init"]
+    path.write_text(json.dumps(record))
+    with pytest.raises(PipelineError, match=r"seed2.json has no run 'init'"):
+        ablation_report.build(params, runs, main, **outputs(tmp_path))
+
+
+def test_one_seed_has_no_interval_and_says_why(tmp_path):
+    params = ablation_params(seeds=(0,))
+    runs, main = write_ablation_runs(tmp_path, params)
+    a = ablation_report.build(params, runs, main, **outputs(tmp_path))
+    for e in a["steps"]:
+        assert e["gap"]["ci_low"] is None and e["gap"]["std"] is None
+        assert e["gap"]["note"] == "one seed: no standard deviation or confidence interval"
+    assert a["reproduction"]["torch"]["reported"]["pi_low"] is None
+    assert a["reproduction"]["gap"]["reported_vs_article"]["in_prediction_interval"] is None
+    assert "no CI with one seed" in a["summary"][0]
+    md = outputs(tmp_path)["out_md"].read_text()
+    assert len(table_after(md, "## One factor at a time")) == len(STEPS)
+    assert "[no CI]" in md and "no seed-to-seed spread" in md
