@@ -3,9 +3,10 @@
 import re
 
 import pytest
-from conftest import default_params, run, write_params
+from conftest import default_params, make_workspace, run, write_params
 
 SNAKEMAKE_SHELL = re.compile(r"^Shell command: (?!None$)(.+)$", re.MULTILINE)
+BENCHMARK_DVC = "workflow/benchmark/dvc.yaml"
 DVC_STAGE = re.compile(r"^Running stage '([^']+)':\n> (.+)$", re.MULTILINE)
 
 
@@ -32,3 +33,16 @@ def test_both_engines_run_the_same_command_lines(params, workspace):
 def test_every_step_is_a_script_command_line(workspace):
     for cmd in dvc_commands(workspace):
         assert re.fullmatch(r"python workflow/scripts/\w+\.py( --[\w-]+ \S+)*", cmd), cmd
+
+
+def test_the_benchmark_runs_the_same_command_line_in_both_engines(tmp_path):
+    """The benchmark is outside both default targets; its own targets agree too."""
+    workspace = make_workspace(tmp_path / "ws", keep_benchmark=True)
+    out = run(
+        ["snakemake", "--cores", "1", "--dry-run", "--printshellcmds", "--forceall", "benchmark"], workspace
+    ).stdout
+    snakemake = SNAKEMAKE_SHELL.findall(out)
+    dvc = run(["dvc", "repro", "--dry", "--force", "--single-item", BENCHMARK_DVC], workspace).stdout
+    assert snakemake[-1:] == [cmd for _stage, cmd in DVC_STAGE.findall(dvc)]
+    # ...and neither engine's default run includes it
+    assert not any("benchmark.py" in cmd for cmd in snakemake_commands(workspace) + dvc_commands(workspace))
