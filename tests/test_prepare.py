@@ -131,3 +131,24 @@ def test_real_files_prepare_to_the_known_class_balance(small_cache):
     assert arrays["x_test"].min() >= 0 and arrays["x_test"].max() <= 1
     with gzip.open(DEBIAN_DIR / "t10k-labels-idx1-ubyte.gz") as f:
         np.testing.assert_array_equal(arrays["y_test"], np.frombuffer(f.read()[8:], np.uint8)[:2000])
+
+
+def test_an_output_folder_that_cannot_be_written_stops_the_step_cleanly(tmp_path):
+    """The prepare step's command line with an output folder that is a file (root ignores
+    permission bits, so a read-only folder would not stop the tests' root user)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO, write_params
+
+    write_gz_dir(tmp_path / "raw", fake_dataset(n_train=40, n_test=10))
+    limits = {"data.limit_train": None, "data.limit_test": None, "data.val_size": 10}
+    write_params(tmp_path / "params.yaml", tiny_params(**limits))
+    (tmp_path / "blocked").write_text("a file where the output folder should be")
+    cmd = [sys.executable, str(REPO / "workflow/scripts/prepare.py"), "--raw-dir", "raw"]
+    cmd += ["--out", "blocked/fashion_mnist.npz", "--summary", "reports/prepared.json"]
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "cannot write blocked/fashion_mnist.npz" in result.stderr
+    assert "check that blocked is writable" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "reports" / "prepared.json").exists()  # nothing else written either
