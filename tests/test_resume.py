@@ -142,7 +142,7 @@ def test_snakemake_reruns_a_killed_training_job_and_resumes(tmp_path):
     """kill -9 of a training job under Snakemake; the README command then finishes the run."""
     ws = make_workspace(tmp_path / "ws", tiny_params(**{"train.epochs": 4, "frameworks": ["torch", "tensorflow"]}))
     target = "reports/runs/torch/seed0/metrics.json"
-    cmd = ["snakemake", "--cores", "2", "--resources", "gpu=1", target]
+    cmd = ["snakemake", target, "--cores", "2", "--resources", "gpu=1"]  # --resources takes several values
     proc = subprocess.Popen(
         cmd, cwd=ws, env=env_with_venv(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
