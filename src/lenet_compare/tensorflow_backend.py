@@ -94,11 +94,33 @@ def load_canonical(model: keras.Model, spec: LeNetSpec, weights: dict[str, np.nd
         layer.bias.assign(keras_weights[f"{name}.bias"])
 
 
-def configure(device: str, deterministic: bool, tf32: bool, seed: int) -> tuple[str, str]:
-    """Pick the device and set determinism and TF32 before TensorFlow initializes its runtime.
+def set_threads(threads: int) -> None:
+    """The CPU threads of one op (intra-op) and of ops run side by side (inter-op).
+
+    Set explicitly, not left to TensorFlow's default (all cores) or the environment: the thread
+    count can change how a kernel splits a sum, and so the last bits of its result. TensorFlow
+    takes them only before its runtime starts; a second call with the same counts is a no-op.
+    """
+    if thread_counts() != {"intra_op": threads, "inter_op": threads}:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def thread_counts() -> dict:
+    return {
+        "intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+        "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+    }
+
+
+def configure(device: str, deterministic: bool, tf32: bool, seed: int, threads: int | None = None) -> tuple[str, str]:
+    """Set the threads (when given), pick the device, set determinism and TF32, all before
+    TensorFlow initializes its runtime.
 
     Returns ("cuda" or "cpu", the device's name for the record).
     """
+    if threads is not None:
+        set_threads(threads)
     gpus = tf.config.list_physical_devices("GPU")
     if device == "cuda" and not gpus:
         raise PipelineError(
@@ -225,12 +247,27 @@ class Trainer:
             "steps_per_execution": int(self.model.steps_per_execution),
             "head": head(self.train),
             "jit_compile": bool(self.model.jit_compile),
+            "threads": thread_counts(),
         }
 
     def set_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
         self.x = x[..., None]  # (N, 28, 28, 1): channel-last
         # categorical_crossentropy (the softmax head) takes one-hot labels
         self.y = y if head(self.train) == "logits" else np.eye(self.spec.classes, dtype=np.float32)[y]
+
+    def epoch_arrays(self, epoch: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The arrays fit walks in epoch ``epoch``, and whether fit shuffles them itself."""
+        if self.train["order"] == "shared":
+            # The epoch's minibatches in the shared order: fit walks the permuted arrays in order.
+            order = protocol.epoch_permutation(self.seed, epoch, len(self.y))
+            return self.x[order], self.y[order], False
+        if self.train["order"] == "fixed":
+            return self.x, self.y, False  # the data set's order every epoch
+        # fit's own shuffle. Each fit call builds a new dataset whose shuffle op takes its
+        # seed from the global seed, so without a new global seed per epoch every epoch
+        # would repeat the first one's order.
+        tf.random.set_seed(protocol.native_epoch_seed(self.seed, epoch))
+        return self.x, self.y, True
 
     def train_epoch(self, epoch: int, progress=None) -> tuple[float, float, float]:
         """One pass over the training data; returns (mean loss, accuracy, seconds).
@@ -239,18 +276,7 @@ class Trainer:
         averaged over all images.
         """
         start = time.perf_counter()
-        if self.train["order"] == "shared":
-            # The epoch's minibatches in the shared order: fit walks the permuted arrays in order.
-            order = protocol.epoch_permutation(self.seed, epoch, len(self.y))
-            x, y, shuffle = self.x[order], self.y[order], False
-        elif self.train["order"] == "fixed":
-            x, y, shuffle = self.x, self.y, False  # the data set's order every epoch
-        else:
-            # fit's own shuffle. Each fit call builds a new dataset whose shuffle op takes its
-            # seed from the global seed, so without a new global seed per epoch every epoch
-            # would repeat the first one's order.
-            tf.random.set_seed(protocol.native_epoch_seed(self.seed, epoch))
-            x, y, shuffle = self.x, self.y, True
+        x, y, shuffle = self.epoch_arrays(epoch)
         watch = _NonFiniteLoss()
         callbacks = [watch] + ([_Progress(progress)] if progress is not None else [])
         history = self.model.fit(
@@ -273,22 +299,33 @@ class Trainer:
     def save(self, model_dir: Path) -> Path:
         return save_model(self.model, Path(model_dir) / MODEL_FILE)
 
-    def save_checkpoint(self, path: Path) -> None:
-        """Weights and optimizer variables (moments, step count) as arrays, atomically."""
-        arrays = {f"w{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.weights)}
-        arrays.update({f"o{i}": np.asarray(v.numpy()) for i, v in enumerate(self.model.optimizer.variables)})
-        with atomic_write(path) as f:
-            np.savez(f, **arrays)
-
-    def load_checkpoint(self, path: Path) -> None:
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the weights and optimizer variables (moments, step count): all that the
+        next step depends on."""
         optimizer = self.model.optimizer
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
+        arrays = {f"w{i}": np.array(v.numpy()) for i, v in enumerate(self.model.weights)}
+        arrays.update({f"o{i}": np.array(v.numpy()) for i, v in enumerate(optimizer.variables)})
+        return arrays
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        optimizer = self.model.optimizer
+        if not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        for i, v in enumerate(self.model.weights):
+            v.assign(state[f"w{i}"])
+        for i, v in enumerate(optimizer.variables):
+            v.assign(state[f"o{i}"])
+
+    def save_checkpoint(self, path: Path) -> None:
+        """The state as arrays, atomically: what resuming after this epoch needs."""
+        with atomic_write(path) as f:
+            np.savez(f, **self.state())
+
+    def load_checkpoint(self, path: Path) -> None:
         with np.load(path, allow_pickle=False) as npz:
-            for i, v in enumerate(self.model.weights):
-                v.assign(npz[f"w{i}"])
-            for i, v in enumerate(optimizer.variables):
-                v.assign(npz[f"o{i}"])
+            self.load_state({k: npz[k] for k in npz.files})
 
     def peak_gpu_memory_mb(self) -> float | None:
         if self.device != "cuda":
@@ -327,9 +364,9 @@ def predict_one(model: keras.Model, image: np.ndarray) -> np.ndarray:
     return np.asarray(model(image[None, ..., None], training=False))
 
 
-def load_for_inference(model_dir: Path, spec: LeNetSpec) -> keras.Model:
+def load_for_inference(model_dir: Path, spec: LeNetSpec, threads: int | None = None) -> keras.Model:
     """The trained model, on the CPU (10,000 test images take ~1 s)."""
-    configure("cpu", deterministic=True, tf32=False, seed=0)
+    configure("cpu", deterministic=True, tf32=False, seed=0, threads=threads)
     model = load_model(model_dir)
     # The .keras file holds its own architecture; check it is the spec's (run.json) network.
     if count_parameters(model) != spec.n_parameters:

@@ -6,9 +6,11 @@ import this module.
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +30,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 POOLINGS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 PREDICT_BATCH = 1000
 CPU = torch.device("cpu")
+# Adam's param-group settings that choose how it computes, not what.
+IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable", "differentiable")
 
 
 def build_model(spec: LeNetSpec) -> nn.Sequential:
@@ -58,8 +62,28 @@ def load_canonical(model: nn.Module, weights: dict[str, np.ndarray]) -> None:
     model.load_state_dict({name: torch.from_numpy(np.asarray(w)) for name, w in weights.items()})
 
 
-def configure(device: str, deterministic: bool, tf32: bool, seed: int) -> tuple[str, str]:
-    """Pick the device and set determinism and TF32; returns ("cuda" or "cpu", the device's name)."""
+def set_threads(threads: int) -> None:
+    """The CPU threads of this process's kernels (intra-op) and of ops run side by side (inter-op).
+
+    Set explicitly, not left to OMP_NUM_THREADS, which Snakemake exports and DVC does not: the
+    thread count can change how a kernel splits a sum, and so the last bits of its result.
+    """
+    torch.set_num_threads(threads)
+    if torch.get_num_interop_threads() != threads:
+        # Allowed once per process, before any inter-op parallel work (load_for_inference
+        # after training, in one process, asks again for the same count).
+        torch.set_num_interop_threads(threads)
+
+
+def thread_counts() -> dict:
+    return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
+
+
+def configure(device: str, deterministic: bool, tf32: bool, seed: int, threads: int | None = None) -> tuple[str, str]:
+    """Set the threads (when given), pick the device, set determinism and TF32; returns ("cuda"
+    or "cpu", the device's name)."""
+    if threads is not None:
+        set_threads(threads)
     if device == "cuda" and not torch.cuda.is_available():
         raise PipelineError(
             "train.device is 'cuda' but PyTorch sees no usable GPU (torch.cuda.is_available() is False); "
@@ -138,7 +162,7 @@ class Trainer:
             path = "plain: index_select minibatches of resident tensors, eager step, Adam"
         return {
             "train_path": path,
-            "intra_op_threads": torch.get_num_threads(),
+            "threads": thread_counts(),
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
             "cudnn_version": torch.backends.cudnn.version() if self.device.type == "cuda" else None,
         }
@@ -161,6 +185,30 @@ class Trainer:
         generator = torch.Generator().manual_seed(protocol.native_epoch_seed(self.seed, epoch))
         return torch.randperm(n, generator=generator).to(self.device)
 
+    def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This path's minibatches of epoch ``epoch``, in training order, as device tensors."""
+        order = self.epoch_order(epoch)
+        slices = protocol.batch_slices(len(order), self.train["batch_size"])
+        if self.train["fast"]:
+            x, y = self.x.index_select(0, order), self.y.index_select(0, order)
+            for batch in slices:
+                yield x[batch], y[batch]
+        else:
+            for batch in slices:
+                idx = order[batch]
+                yield self.x.index_select(0, idx), self.y.index_select(0, idx)
+
+    def step(self, xb: torch.Tensor, yb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on one minibatch; its loss and number of correct predictions
+        (before the update), left on the device."""
+        logits = self.step_model(xb)
+        loss = self.loss_fn(logits, yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            return loss.detach(), (logits.argmax(1) == yb).sum()
+
     def train_epoch(self, epoch: int, progress=None) -> tuple[float, float, float]:
         """One pass over the training data; returns (mean loss, accuracy, seconds).
 
@@ -170,28 +218,14 @@ class Trainer:
         """
         self.step_model.train()
         start = time.perf_counter()
-        order = self.epoch_order(epoch)
-        n = len(order)
+        n = len(self.y)
         slices = protocol.batch_slices(n, self.train["batch_size"])
-        if self.train["fast"]:
-            x, y = self.x.index_select(0, order), self.y.index_select(0, order)
         # Collected on the device: no GPU-to-CPU sync per step.
         losses = torch.empty(len(slices), device=self.device)
         correct = torch.zeros((), dtype=torch.int64, device=self.device)
-        for i, batch in enumerate(slices):
-            if self.train["fast"]:
-                xb, yb = x[batch], y[batch]
-            else:
-                idx = order[batch]
-                xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
-            logits = self.step_model(xb)
-            loss = self.loss_fn(logits, yb)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            with torch.no_grad():
-                losses[i] = loss
-                correct += (logits.argmax(1) == yb).sum()
+        for i, (xb, yb) in enumerate(self.batches(epoch)):
+            losses[i], batch_correct = self.step(xb, yb)
+            correct += batch_correct
             if progress is not None:
                 progress.update(1)
         self.step_losses = losses.cpu().numpy()
@@ -214,15 +248,27 @@ class Trainer:
             torch.save(self.model.state_dict(), f)
         return path
 
+    def state(self) -> dict:
+        """A copy of the weights and optimizer state: all that the next step depends on."""
+        return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        # load_state_dict takes every setting of the saved param groups, the implementation
+        # (fused or not) included; that stays this trainer's, so a plain path's state loads
+        # into a fast trainer as numbers only.
+        implementation = [{k: g[k] for k in IMPLEMENTATION_KEYS if k in g} for g in self.optimizer.param_groups]
+        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
+        for group, keep in zip(self.optimizer.param_groups, implementation, strict=True):
+            group.update(keep)
+
     def save_checkpoint(self, path: Path) -> None:
         """Weights and optimizer state, atomically: what resuming after this epoch needs."""
         with atomic_write(path) as f:
-            torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}, f)
+            torch.save(self.state(), f)
 
     def load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.load_state(torch.load(path, map_location=self.device, weights_only=True))
 
     def peak_gpu_memory_mb(self) -> float | None:
         if self.device.type != "cuda":
@@ -247,9 +293,9 @@ def predict_one(model: nn.Module, image: np.ndarray) -> np.ndarray:
     return model(torch.from_numpy(image)[None, None]).numpy()
 
 
-def load_for_inference(model_dir: Path, spec: LeNetSpec) -> nn.Module:
+def load_for_inference(model_dir: Path, spec: LeNetSpec, threads: int | None = None) -> nn.Module:
     """The trained model on the CPU in evaluation mode (10,000 test images take ~1 s)."""
-    configure("cpu", deterministic=True, tf32=False, seed=0)
+    configure("cpu", deterministic=True, tf32=False, seed=0, threads=threads)
     return load_model(model_dir, spec).eval()
 
 

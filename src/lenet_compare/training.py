@@ -17,24 +17,37 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
-from . import cli, protocol
+from . import cli, lenet_spec, protocol
 from .atomic import write_json
 from .errors import PipelineError
 
 PROGRESS_FILE = "progress.json"
+# The modules besides the framework backend whose code decides what a training step computes.
+TRAINING_CODE = (sys.modules[__name__], protocol, lenet_spec)
 
 
-def fingerprint(framework: str, seed: int, model: dict, train: dict, x: np.ndarray, y: np.ndarray) -> str:
-    """What a checkpoint must match to be resumed: framework, seed, every training param, the data.
+def fingerprint(
+    framework: str, seed: int, model: dict, train: dict, x: np.ndarray, y: np.ndarray, backend: ModuleType
+) -> str:
+    """What a checkpoint must match to be resumed: framework, seed, every training param, the
+    data, the training code and the libraries that run it.
 
-    train.device is left out on purpose: resuming a GPU run on a CPU (or back) is allowed.
+    The code is the bytes of the modules a training step runs (``TRAINING_CODE``): a changed
+    epoch loop, backend, protocol or spec must not continue weights that older code trained.
+    The versions are the framework's (``backend.VERSION``) and numpy's, which draws the shared
+    order and initial weights. train.device is left out on purpose: resuming a GPU run on a CPU
+    (or back) is allowed.
     """
     h = hashlib.sha256()
     settings = {k: v for k, v in train.items() if k != "device"}
-    h.update(json.dumps([framework, seed, model, settings], sort_keys=True).encode())
+    versions = {"framework": backend.VERSION, "numpy": np.__version__}
+    h.update(json.dumps([framework, seed, model, settings, versions], sort_keys=True).encode())
+    for module in (backend, *TRAINING_CODE):
+        h.update(Path(module.__file__).read_bytes())
     for a in (x, y):
         h.update(str((a.dtype.str, a.shape)).encode())
         h.update(np.ascontiguousarray(a).data)
@@ -56,7 +69,9 @@ class Checkpoints:
         try:
             progress = json.loads(progress_path.read_text())
             if progress.get("key") != self.key:
-                cli.log.warning("ignoring %s: it was written for other params, data or code", self.folder)
+                cli.log.warning(
+                    "ignoring %s: it was written for other params, data, code or library versions", self.folder
+                )
                 return []
             trainer.load_checkpoint(self.folder / progress["state"])
         except Exception as e:  # a damaged checkpoint only costs the epochs it saved

@@ -23,7 +23,7 @@ rule ablation_train:
         "logs/ablation/{framework}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/ablation/{framework}/seed{seed}.tsv"
-    threads: TRAIN_THREADS
+    threads: JOB_THREADS
     resources:
         gpu=TRAIN_GPUS,
     params:

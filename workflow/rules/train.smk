@@ -12,10 +12,10 @@ METRICS = expand(
 # 1 when training jobs will run on a GPU, so `--resources gpu=N` caps concurrent GPU jobs.
 # Decided once, at parse time, by lenet_compare.devices (no framework import).
 TRAIN_GPUS = int(uses_gpu(config["train"]["device"]))
-# On a CPU a training job takes all of Snakemake's cores: its timings are results, and two
-# jobs sharing cores would measure each other. On GPUs the cores are not what is measured, and
-# taking them all would stop `--resources gpu=N` from running N jobs side by side.
-TRAIN_THREADS = 2 if TRAIN_GPUS else workflow.cores
+# Each training and evaluation job runs train.threads threads, set inside the step for both
+# frameworks (DVC runs the same command line, so the same threads), and Snakemake schedules by
+# them: `--cores 8` with train.threads 2 runs four jobs side by side.
+JOB_THREADS = config["train"]["threads"]
 
 
 wildcard_constraints:
@@ -58,7 +58,7 @@ rule train:
     # Wall time, CPU time and peak memory of the whole job, as Snakemake sees it.
     benchmark:
         "logs/benchmarks/train/{framework}/seed{seed}.tsv"
-    threads: TRAIN_THREADS
+    threads: JOB_THREADS
     resources:
         gpu=TRAIN_GPUS,
     params:
@@ -92,7 +92,8 @@ rule evaluate:
         "logs/evaluate/{framework}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/evaluate/{framework}/seed{seed}.tsv"
-    # It measures inference speed: like training, it has the machine's cores to itself.
-    threads: workflow.cores
+    threads: JOB_THREADS
+    params:
+        threads=config["train"]["threads"],
     shell:
         "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --model-dir {input.model_dir} --run-record {input.run_record} --predictions {output.predictions} --metrics {output.metrics} --log {log}"

@@ -37,7 +37,7 @@ def train_and_test(backend, framework: str, seed: int, device: str, params: dict
         raise AssertionError(f"{framework} built {trainer.n_parameters} parameters, spec {spec.n_parameters}")
     trainer.set_training_data(data["x_train"], data["y_train"])
     steps = len(protocol.batch_slices(len(data["y_train"]), train["batch_size"]))
-    key = training.fingerprint(framework, seed, model_params, train, data["x_train"], data["y_train"])
+    key = training.fingerprint(framework, seed, model_params, train, data["x_train"], data["y_train"], backend)
     checkpoints = training.Checkpoints(args.checkpoint_dir / run, key, backend.CHECKPOINT_SUFFIX)
     rows = training.run_epochs(
         trainer, train, data["x_val"], data["y_val"], steps, checkpoints, label=f"{framework} seed {seed} {run}: "
@@ -80,7 +80,9 @@ def main(args) -> None:
     if uses_gpu(train["device"]):
         gpu_claim = claim_gpu_for_this_process()  # noqa: F841 (held while this process lives)
     backend = import_backend(args.framework)
-    device, device_name = backend.configure(train["device"], train["deterministic"], train["tf32"], args.seed)
+    device, device_name = backend.configure(
+        train["device"], train["deterministic"], train["tf32"], args.seed, threads=train["threads"]
+    )
     runs = ablation.runs_to_train(params, args.framework)
     cli.log.info("%s on %s (%s), seed %d: runs %s", args.framework, device, device_name, args.seed, ", ".join(runs))
     data, _ = load_prepared(args.data)

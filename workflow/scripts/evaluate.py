@@ -16,6 +16,7 @@ from lenet_compare import cli, inference_timing, protocol
 from lenet_compare.atomic import atomic_write, write_json
 from lenet_compare.backends import FRAMEWORKS, import_backend
 from lenet_compare.classification import classification_metrics
+from lenet_compare.config import load_params
 from lenet_compare.dataset import load_prepared
 from lenet_compare.errors import PipelineError
 from lenet_compare.fashion_mnist import CLASS_NAMES
@@ -47,8 +48,10 @@ def main(args) -> None:
     spec = LeNetSpec.from_params(record["params"]["model"])
     data, _ = load_prepared(args.data)
     x_test, y_test = data["x_test"], data["y_test"]
+    # The same thread count as training (train.threads), whichever engine started this step.
+    threads = load_params(args.params)["train"]["threads"]
     backend = import_backend(args.framework)
-    model = backend.load_for_inference(args.model_dir, spec)
+    model = backend.load_for_inference(args.model_dir, spec, threads=threads)
     logits = backend.predict(model, x_test).astype(np.float32)
     y_pred = logits.argmax(axis=1).astype(np.int64)
     per_class = classification_metrics(y_test, y_pred, CLASS_NAMES)
@@ -61,6 +64,7 @@ def main(args) -> None:
         "test_accuracy": n_correct / len(y_test),  # a fraction, never rounded
         "test_loss": protocol.cross_entropy(logits, y_test),
         "train_seconds": record["train_seconds"],
+        "threads": backend.thread_counts(),
         **per_class,
     }
     metrics.update(

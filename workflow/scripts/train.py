@@ -47,7 +47,9 @@ def main(args) -> None:
         # the framework is imported); the lock lasts as long as this process.
         gpu_claim = claim_gpu_for_this_process()  # noqa: F841
     backend = import_backend(args.framework)
-    device, device_name = backend.configure(train["device"], train["deterministic"], train["tf32"], args.seed)
+    device, device_name = backend.configure(
+        train["device"], train["deterministic"], train["tf32"], args.seed, threads=train["threads"]
+    )
     cli.log.info(
         "%s %s on %s (%s), seed %d, init %s, order %s",
         args.framework,
@@ -67,7 +69,9 @@ def main(args) -> None:
     trainer.set_training_data(data["x_train"], data["y_train"])
     n_train = len(data["y_train"])
     steps = len(protocol.batch_slices(n_train, train["batch_size"]))
-    key = training.fingerprint(args.framework, args.seed, params["model"], train, data["x_train"], data["y_train"])
+    key = training.fingerprint(
+        args.framework, args.seed, params["model"], train, data["x_train"], data["y_train"], backend
+    )
     checkpoints = training.Checkpoints(args.checkpoint_dir, key, backend.CHECKPOINT_SUFFIX)
     rows = training.run_epochs(trainer, train, data["x_val"], data["y_val"], steps, checkpoints)
 
@@ -103,6 +107,7 @@ def main(args) -> None:
         "init": train["init"],
         "order": train["order"],
         "deterministic": train["deterministic"],
+        "threads": train["threads"],  # set inside this step for both frameworks; details: framework_details
         "tf32": train["tf32"],
         "framework_details": trainer.details(),
         "params": {"model": params["model"], "train": train},
