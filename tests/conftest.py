@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from lenet_compare.bench_pipeline import commit_all, copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -91,28 +94,6 @@ def run(
     return result
 
 
-def copy_repo(dest: Path) -> Path:
-    """Copy the tracked (and untracked, not ignored) files of the checkout into a new git repo."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        check=True,
-    ).stdout.decode()
-    for rel in filter(None, listed.split("\0")):
-        src = REPO / rel
-        if src.is_file():
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, target)
-    run(["git", "init", "-q"], dest)
-    run(["git", "config", "user.name", "tests"], dest)
-    run(["git", "config", "user.email", "tests@localhost"], dest)
-    run(["git", "add", "-A"], dest)
-    run(["git", "commit", "-qm", "copy"], dest)
-    return dest
-
-
 def make_workspace(dest: Path, params: dict | None = None, keep_benchmark: bool = False) -> Path:
     """A fresh copy of the repo with ``params`` (default: tiny_params()) committed.
 
@@ -124,7 +105,8 @@ def make_workspace(dest: Path, params: dict | None = None, keep_benchmark: bool 
     """
     if not DEBIAN_DIR.is_dir():
         pytest.skip(f"{DEBIAN_DIR} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
-    ws = copy_repo(dest)
+    ws = copy_checkout(REPO, dest)
+    commit_all(ws, "copy", "tests")
     shutil.rmtree(ws / "reports", ignore_errors=True)
     (ws / "dvc.lock").unlink(missing_ok=True)
     if not keep_benchmark:
@@ -152,3 +134,46 @@ def small_cache(tmp_path_factory) -> Path:
     arrays, meta = prepare(DEBIAN_DIR, tiny_params()["data"])
     save_prepared(out, arrays, meta)
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the reports back, and the statistics recomputed independently of lenet_compare.stats
+
+
+def table_after(md: str, heading: str) -> list[list[str]]:
+    """The cells of the first table after ``heading`` (header and separator rows dropped)."""
+    lines = md.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == heading)
+    rows = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
+        elif rows:
+            break
+    return rows[2:]
+
+
+def t_half(values, one_more: bool = False) -> float:
+    """Half-width of the 95 % t-interval of the mean; ``one_more``: of the prediction interval for one more value."""
+    import numpy as np
+    from scipy import stats as sps
+
+    n = len(values)
+    spread = np.sqrt(1 + 1 / n) if one_more else 1 / np.sqrt(n)
+    return sps.t.ppf(0.975, n - 1) * np.std(values, ddof=1) * spread
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> dict[str, object]:
+    """Every figure the code saves during the test, by file name, to look into after the build."""
+    from lenet_compare import figures
+
+    saved = {}
+    real_save = figures.save
+
+    def save(fig, path):
+        saved[Path(path).name] = fig
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "save", save)
+    return saved

@@ -8,19 +8,18 @@ which run each framework has at each step, independently of lenet_compare.ablati
 from __future__ import annotations
 
 import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run, write_params
+from conftest import REPO, run, t_half, table_after, write_params
 from PIL import Image
 from scipy import stats as sps
 from synthetic_runs import ABLATION_CORRECT, ABLATION_N_TEST, params_for, write_ablation_runs
 
-from lenet_compare import ablation_report, figures
+from lenet_compare import ablation_report
 from lenet_compare.errors import PipelineError
 
 SEEDS = (0, 1, 2)
@@ -59,26 +58,11 @@ def gaps(k: int) -> np.ndarray:
 
 
 def t_ci(x: np.ndarray) -> tuple[float, float]:
-    half = sps.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x))
-    return x.mean() - half, x.mean() + half
+    return x.mean() - t_half(x), x.mean() + t_half(x)
 
 
 def t_pi(x: np.ndarray) -> tuple[float, float]:
-    half = sps.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) * np.sqrt(1 + 1 / len(x))
-    return x.mean() - half, x.mean() + half
-
-
-def table_after(md: str, heading: str) -> list[list[str]]:
-    """The cells of the first table after ``heading`` (header and separator rows dropped)."""
-    lines = md.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == heading)
-    rows = []
-    for line in lines[start + 1 :]:
-        if line.startswith("|"):
-            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
-        elif rows:
-            break
-    return rows[2:]
+    return x.mean() - t_half(x, one_more=True), x.mean() + t_half(x, one_more=True)
 
 
 @dataclass
@@ -285,24 +269,14 @@ def test_conclusion_comes_from_the_numbers(built):
     assert len(built.data["summary"]) == 2
 
 
-def test_figure_draws_each_steps_gap_and_interval(tmp_path, monkeypatch):
-    saved = []
-    real_save = figures._save
-
-    def save(fig, path):
-        top = fig.axes[0]
-        bars = top.containers[0]  # the errorbar of the means
-        saved.append(
-            {"means": bars.lines[0].get_ydata(), "ticks": [t.get_text() for t in fig.axes[1].get_xticklabels()]}
-        )
-        return real_save(fig, path)
-
-    monkeypatch.setattr(figures, "_save", save)
+def test_figure_draws_each_steps_gap_and_interval(tmp_path, saved_figures):
     params = ablation_params()
     runs, main = write_ablation_runs(tmp_path, params)
     ablation_report.build(params, runs, main, **outputs(tmp_path))
-    np.testing.assert_allclose(saved[0]["means"], [gaps(k).mean() for k in range(len(STEPS))], atol=1e-9)
-    assert saved[0]["ticks"] == ["article", *(f"+ {s}" for s in STEPS[1:])]
+    fig = saved_figures["ablation.png"]
+    means = fig.axes[0].containers[0].lines[0].get_ydata()  # the errorbar of the means
+    np.testing.assert_allclose(means, [gaps(k).mean() for k in range(len(STEPS))], atol=1e-9)
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == ["article", *(f"+ {s}" for s in STEPS[1:])]
 
 
 def test_figure_is_a_png_and_reproducible(built, tmp_path):

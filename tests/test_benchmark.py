@@ -1,6 +1,6 @@
-"""The benchmark harness: a tiny real run of every path, and the numbers derived from its raw timings.
+"""The benchmark harness: a tiny real run of every variant, and the numbers derived from its raw timings.
 
-The real run (1,000 images per epoch, 2 timed epochs per path, no pipeline runs) checks that
+The real run (1,000 images per epoch, 2 timed epochs per variant, no pipeline runs) checks that
 each median, ratio and target flag in benchmark.json follows from the raw seconds it records,
 and that benchmark.md shows them. The pipeline measurements take minutes, so their pieces are
 tested on their own: the tiny params, the workspace, the job count, and the targets they feed.
@@ -22,7 +22,7 @@ from lenet_compare import bench_pipeline, bench_report
 from lenet_compare.config import validate_params
 
 IMAGES, REPEATS = 1000, 2
-PATHS = {"torch": ["article", "plain", "ours"], "tensorflow": ["plain", "ours"]}
+VARIANTS = {"torch": ["article", "plain", "ours"], "tensorflow": ["plain", "ours"]}
 
 
 @pytest.fixture(scope="module")
@@ -56,30 +56,30 @@ def test_medians_ratios_and_targets_follow_from_the_raw_timings(tiny_benchmark):
     frameworks = result["frameworks"]
     assert set(frameworks) == {"torch", "tensorflow"}
     for framework, fw in frameworks.items():
-        assert list(fw["paths"]) == PATHS[framework]
-        assert fw["run_order"] == PATHS[framework] * REPEATS  # the paths took turns
-        for p in fw["paths"].values():
+        assert list(fw["variants"]) == VARIANTS[framework]
+        assert fw["run_order"] == VARIANTS[framework] * REPEATS  # the variants took turns
+        for p in fw["variants"].values():
             assert len(p["seconds"]) == REPEATS and len(p["warmup_seconds"]) == 1
             assert p["median_seconds_per_epoch"] == statistics.median(p["seconds"])
             assert p["images_per_second"] == pytest.approx(IMAGES / p["median_seconds_per_epoch"])
             assert 100 * 2**20 < p["peak_rss_bytes"] < 8 * 2**30
             assert p["peak_gpu_memory_mb"] is None  # CPU here
-        ours = fw["paths"]["ours"]["median_seconds_per_epoch"]
+        ours = fw["variants"]["ours"]["median_seconds_per_epoch"]
         for baseline in ("plain", "article"):
-            if baseline in fw["paths"]:
-                expected = fw["paths"][baseline]["median_seconds_per_epoch"] / ours
+            if baseline in fw["variants"]:
+                expected = fw["variants"][baseline]["median_seconds_per_epoch"] / ours
                 assert fw["speedup"][baseline] == pytest.approx(expected)
         assert fw["evaluation"]["inference_images_per_second"] > 0
         assert fw["evaluation"]["latency_ms_single_image"] > 0
-    article = frameworks["torch"]["paths"]["article"]["median_seconds_per_epoch"]
-    tf_ours = frameworks["tensorflow"]["paths"]["ours"]["median_seconds_per_epoch"]
+    article = frameworks["torch"]["variants"]["article"]["median_seconds_per_epoch"]
+    tf_ours = frameworks["tensorflow"]["variants"]["ours"]["median_seconds_per_epoch"]
     assert frameworks["tensorflow"]["speedup"]["article"] == pytest.approx(article / tf_ours)
 
     targets = {t["id"]: t for t in result["targets"]}
     assert set(targets) == {t[0] for t in bench_report.TARGETS}
     assert targets["torch_speedup_vs_plain"]["value"] == frameworks["torch"]["speedup"]["plain"]
-    assert targets["torch_peak_rss_gb"]["value"] == frameworks["torch"]["paths"]["ours"]["peak_rss_bytes"] / 1e9
-    expected_60k = frameworks["torch"]["paths"]["ours"]["median_seconds_per_epoch"] * 60000 / IMAGES
+    assert targets["torch_peak_rss_gb"]["value"] == frameworks["torch"]["variants"]["ours"]["peak_rss_bytes"] / 1e9
+    expected_60k = frameworks["torch"]["variants"]["ours"]["median_seconds_per_epoch"] * 60000 / IMAGES
     assert targets["torch_seconds_per_epoch"]["value"] == pytest.approx(expected_60k)
     for t in result["targets"]:
         if t["id"].startswith("noop_"):
@@ -97,8 +97,8 @@ def test_markdown_shows_the_tables_and_the_figure(tiny_benchmark):
     md = tiny_benchmark["md"].read_text()
     for framework, fw in result["frameworks"].items():
         name = {"torch": "PyTorch", "tensorflow": "TensorFlow/Keras"}[framework]
-        for path, p in fw["paths"].items():
-            row = f"| {name} {fw['framework_version']} | {bench_report.PATH_LABELS[path]} | "
+        for variant, p in fw["variants"].items():
+            row = f"| {name} {fw['framework_version']} | {bench_report.VARIANT_LABELS[variant]} | "
             row += f"{p['median_seconds_per_epoch']:.3f} | {p['images_per_second']:,.0f} |"
             assert row in md
     for t in result["targets"]:
@@ -107,25 +107,36 @@ def test_markdown_shows_the_tables_and_the_figure(tiny_benchmark):
     assert "Not measured in this run (`--skip-pipeline`)" in md
     assert "python workflow/scripts/benchmark.py" in md and "--images 1000" in md
     assert tiny_benchmark["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The page is what the package renders from the JSON file alone.
+    again = tiny_benchmark["md"].with_name("again.md")
+    bench_report.write_markdown(tiny_benchmark["json"], again, tiny_benchmark["figure"])
+    assert again.read_text() == md
+
+
+def test_committed_markdown_is_rendered_from_the_committed_json(tmp_path):
+    """reports/benchmark.md is bench_report's rendering of reports/benchmark.json, nothing edited by hand."""
+    out = tmp_path / "reports" / "benchmark.md"
+    bench_report.write_markdown(REPO / "reports/benchmark.json", out, tmp_path / "reports/figures/benchmark.png")
+    assert out.read_text() == (REPO / "reports/benchmark.md").read_text()
 
 
 def fake_measurement(seconds: dict[str, dict[str, list[float]]], device: str = "cpu") -> dict:
     measured = {}
-    for framework, paths in seconds.items():
+    for framework, variants in seconds.items():
         measured[framework] = {
             "timing": {
                 "framework_version": "x",
                 "device": device,
                 "device_name": "d",
                 "batch_size": 32,
-                "run_order": list(paths) * 3,
-                "paths": {
-                    name: {"description": name, "warmup_seconds": [9.0], "seconds": s} for name, s in paths.items()
+                "run_order": list(variants) * 3,
+                "variants": {
+                    name: {"description": name, "warmup_seconds": [9.0], "seconds": s} for name, s in variants.items()
                 },
             },
             "memory": {
                 name: {"peak_rss_bytes": 2_000_000_000, "peak_gpu_memory_mb": None, "epoch_seconds": 1.0}
-                for name in paths
+                for name in variants
             },
             "evaluation": {"inference_images_per_second": 1.0},
         }

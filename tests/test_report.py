@@ -17,19 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, run, tiny_params, write_params
+from conftest import REPO, run, t_half, table_after, tiny_params, write_params
 from idx_files import fake_dataset, write_gz_dir
 from PIL import Image
 from scipy import stats as sps
 from synthetic_runs import params_for, write_ablation_runs, write_runs
 
-from lenet_compare import ablation_report, figures
+from lenet_compare import ablation_report, article
 from lenet_compare.classification import classification_metrics, confusion_matrix
 from lenet_compare.dataset import load_prepared, prepare, save_prepared
 from lenet_compare.errors import PipelineError
-from lenet_compare.render import image_link, markdown_to_html, md_escape
-from lenet_compare.report import PAIR, build
-from lenet_compare.report_files import FIGURES, FRAMEWORK_NAMES
+from lenet_compare.render import TEMPLATES, image_link, markdown_to_html, md_escape
+from lenet_compare.report import build
+from lenet_compare.report_common import FIGURES, FRAMEWORK_NAMES, PAIR
 from lenet_compare.stats import format_p
 
 FRAMEWORKS = ("torch", "tensorflow")
@@ -87,15 +87,31 @@ def outputs(root: Path) -> dict[str, Path]:
     }
 
 
+def report_step(root: Path, runs, preds, cache: Path, out: dict, *extra, check: bool = True):
+    """Run the report step's command line in ``root``, with the params.yaml there."""
+    return run(
+        [
+            sys.executable, REPO / "workflow/scripts/report.py", "--params", "params.yaml",
+            "--runs-dir", runs, "--predictions-dir", preds, "--cache", cache,
+            "--out-md", out["out_md"], "--out-html", out["out_html"], "--metrics", out["out_metrics"],
+            "--figures-dir", out["figures_dir"], "--plots-dir", out["plots_dir"], *extra,
+        ],
+        cwd=root,
+        check=check,
+    )  # fmt: skip
+
+
+def read_built(root: Path, params: dict, cache: Path, runs: Path, preds: Path, out: dict) -> Built:
+    md, html = out["out_md"].read_text(), out["out_html"].read_text()
+    return Built(root, params, cache, runs, preds, md, html, json.loads(out["out_metrics"].read_text()))
+
+
 def build_here(root: Path, cache: Path, params: dict, **write_kw) -> Built:
     """Write synthetic runs under ``root`` and build the report with the Python API."""
     runs, preds = write_runs(root, cache, params, **write_kw)
     out = outputs(root)
     build(params, runs, preds, cache, **out)
-    return Built(
-        root, params, cache, runs, preds, out["out_md"].read_text(), out["out_html"].read_text(),
-        json.loads(out["out_metrics"].read_text()),
-    )  # fmt: skip
+    return read_built(root, params, cache, runs, preds, out)
 
 
 @pytest.fixture(scope="module")
@@ -106,36 +122,12 @@ def built(tmp_path_factory, fake_cache) -> Built:
     write_params(root / "params.yaml", params)
     runs, preds = write_runs(root, fake_cache, params)
     out = outputs(root)
-    run(
-        [
-            sys.executable, REPO / "workflow/scripts/report.py", "--params", "params.yaml",
-            "--runs-dir", runs, "--predictions-dir", preds, "--cache", fake_cache,
-            "--out-md", out["out_md"], "--out-html", out["out_html"], "--metrics", out["out_metrics"],
-            "--figures-dir", out["figures_dir"], "--plots-dir", out["plots_dir"], "--log", root / "report.log",
-        ],
-        cwd=root,
-    )  # fmt: skip
-    return Built(
-        root, params, fake_cache, runs, preds, out["out_md"].read_text(), out["out_html"].read_text(),
-        json.loads(out["out_metrics"].read_text()),
-    )  # fmt: skip
+    report_step(root, runs, preds, fake_cache, out, "--log", root / "report.log")
+    return read_built(root, params, fake_cache, runs, preds, out)
 
 
 # ----------------------------------------------------------------------------------------------
 # Reading the Markdown back
-
-
-def table_after(md: str, heading: str) -> list[list[str]]:
-    """The cells of the first table after ``heading`` (header and separator rows dropped)."""
-    lines = md.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.strip() == heading)
-    rows = []
-    for line in lines[start + 1 :]:
-        if line.startswith("|"):
-            rows.append([c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]])
-        elif rows:
-            break
-    return rows[2:]
 
 
 def row(rows: list[list[str]], first: str) -> list[str]:
@@ -144,16 +136,6 @@ def row(rows: list[list[str]], first: str) -> list[str]:
 
 def pct(x) -> str:
     return f"{100 * x:.2f}"
-
-
-def t_half(values: np.ndarray) -> float:
-    return sps.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
-
-
-def pi_half(values: np.ndarray) -> float:
-    """Half-width of the 95 % prediction interval for one more value."""
-    n = len(values)
-    return sps.t.ppf(0.975, n - 1) * np.std(values, ddof=1) * np.sqrt(1 + 1 / n)
 
 
 def one_line(md: str) -> str:
@@ -194,7 +176,7 @@ def test_glance_table_equals_the_run_files(built):
 def test_article_gap_is_set_against_a_single_runs_prediction_interval(built):
     """One published run each: compared with where one run's gap falls, not with the CI of the mean."""
     d = built.acc("tensorflow") - built.acc("torch")
-    low, high = 100 * (d.mean() - pi_half(d)), 100 * (d.mean() + pi_half(d))
+    low, high = 100 * (d.mean() - t_half(d, one_more=True)), 100 * (d.mean() + t_half(d, one_more=True))
     text = one_line(built.md)
     # The glance table's footnote gives the interval and says what it means.
     assert (
@@ -214,8 +196,8 @@ def test_article_gap_is_set_against_a_single_runs_prediction_interval(built):
         where = "lies within" if low <= gap_low and high >= gap_high else "overlaps"
     assert where in line and "CI" not in line
     s = built.summary["tensorflow_minus_torch"]
-    assert s["single_run_pi95_low"] == pytest.approx(d.mean() - pi_half(d), abs=1e-12)
-    assert s["single_run_pi95_high"] == pytest.approx(d.mean() + pi_half(d), abs=1e-12)
+    assert s["single_run_pi95_low"] == pytest.approx(d.mean() - t_half(d, one_more=True), abs=1e-12)
+    assert s["single_run_pi95_high"] == pytest.approx(d.mean() + t_half(d, one_more=True), abs=1e-12)
 
 
 def test_accuracy_table_equals_the_run_files(built):
@@ -310,6 +292,16 @@ def test_timings_table_equals_run_json(built):
         assert row(rows, "peak process memory, RSS (MB)")[i] == mean_sd(f, "peak_rss_mb", 0)
         assert row(rows, "peak GPU memory (MB)")[i] == "n/a"  # null on CPU
         assert row(rows, "device")[i] == "cpu"
+
+
+def test_no_number_of_the_article_is_typed_in_a_template():
+    """The article's facts live in lenet_compare.article; the templates get them passed in."""
+    facts = [p["shown"].removesuffix(" %") for p in article.PUBLISHED.values()]
+    facts += [f"{n:,}" for n in article.N_PARAMETERS.values()] + [article.as_written(e) for e in article.EPS.values()]
+    facts.append(article.TRUNCATED_ACCURACY)
+    for template in TEMPLATES.glob("*.j2"):
+        text = template.read_text()
+        assert [fact for fact in facts if fact in text] == [], template.name
 
 
 def test_control_table_shows_this_runs_params(built):
@@ -463,16 +455,8 @@ def test_missing_run_files_are_named(tmp_path, built):
     (root / "runs" / "tensorflow" / "seed1" / "history.csv").unlink()
     (root / "preds" / "torch" / "seed2.npz").unlink()
     write_params(root / "params.yaml", built.params)
-    result = run(
-        [
-            sys.executable, REPO / "workflow/scripts/report.py", "--params", "params.yaml",
-            "--runs-dir", "runs", "--predictions-dir", "preds", "--cache", built.cache,
-            "--out-md", "r.md", "--out-html", "r.html", "--metrics", "m.json",
-            "--figures-dir", "fig", "--plots-dir", "plots",
-        ],
-        cwd=root,
-        check=False,
-    )  # fmt: skip
+    out = {"out_md": "r.md", "out_html": "r.html", "out_metrics": "m.json", "figures_dir": "fig", "plots_dir": "plots"}
+    result = report_step(root, "runs", "preds", built.cache, out, check=False)
     assert result.returncode == 1
     assert "runs/tensorflow/seed1/history.csv" in result.stderr
     assert "preds/torch/seed2.npz" in result.stderr
@@ -555,27 +539,17 @@ def test_unsorted_seeds_keep_their_order_in_every_row(tmp_path, fake_cache):
     assert row(rows, "TensorFlow/Keras minus PyTorch")[3] == ", ".join(f"{100 * x:+.2f}" for x in diff)
 
 
-def test_tensorflow_first_still_shows_tensorflow_minus_pytorch(tmp_path, fake_cache, monkeypatch):
+def test_tensorflow_first_still_shows_tensorflow_minus_pytorch(tmp_path, fake_cache, saved_figures):
     """params.yaml may list tensorflow first: every difference stays TensorFlow minus PyTorch."""
     assert PAIR == ("torch", "tensorflow")
-    saved = []
-    real_save = figures._save
-
-    def save(fig, path):
-        saved.append({"path": Path(path), "titles": [ax.get_title() for ax in fig.axes],
-                      "suptitle": fig.get_suptitle(),
-                      "heights": [[p.get_height() for p in ax.patches] for ax in fig.axes]})  # fmt: skip
-        return real_save(fig, path)
-
-    monkeypatch.setattr(figures, "_save", save)
     seeds = (0, 1)
     b = build_here(tmp_path, fake_cache, params_for(("tensorflow", "torch"), seeds))
     rows = table_after(b.md, "## Results at a glance")
     d = [b.metrics("tensorflow", s)["test_accuracy"] - b.metrics("torch", s)["test_accuracy"] for s in seeds]
     assert row(rows, "TensorFlow/Keras minus PyTorch")[3] == ", ".join(f"{100 * x:+.2f}" for x in d)
     # The per-class difference panel: TensorFlow minus PyTorch, class by class, mean over seeds.
-    fig = next(x for x in saved if x["path"].name == "per_class_accuracy.png")
-    assert fig["titles"][1] == "TensorFlow/Keras minus PyTorch, per class"
+    per_class = saved_figures["per_class_accuracy.png"]
+    assert per_class.axes[1].get_title() == "TensorFlow/Keras minus PyTorch, per class"
     arrays, meta = load_prepared(b.cache)
 
     def recall(f: str, s: int) -> list[float]:
@@ -583,10 +557,9 @@ def test_tensorflow_first_still_shows_tensorflow_minus_pytorch(tmp_path, fake_ca
 
     recalls = {f: np.array([recall(f, s) for s in seeds]) for f in ("tensorflow", "torch")}
     expected = 100 * (recalls["tensorflow"] - recalls["torch"]).mean(axis=0)
-    heights = np.array(fig["heights"][1][: len(expected)])
+    heights = np.array([p.get_height() for p in per_class.axes[1].patches][: len(expected)])
     np.testing.assert_allclose(heights, expected, atol=1e-9)
-    drift = next(x for x in saved if x["path"].name == "drift.png")
-    assert drift["suptitle"].startswith("Drift between TensorFlow/Keras and PyTorch")
+    assert saved_figures["drift.png"].get_suptitle().startswith("Drift between TensorFlow/Keras and PyTorch")
 
 
 def test_native_protocol_changes_the_words(tmp_path, fake_cache):
@@ -625,15 +598,7 @@ def test_ablation_section_has_two_sentences_and_a_link(tmp_path, fake_cache):
     ablation_json = write_ablation_json(tmp_path, params)
     runs, preds = write_runs(tmp_path, fake_cache, params)
     out = outputs(tmp_path)
-    run(
-        [
-            sys.executable, REPO / "workflow/scripts/report.py", "--params", "params.yaml",
-            "--runs-dir", runs, "--predictions-dir", preds, "--cache", fake_cache,
-            "--out-md", out["out_md"], "--out-html", out["out_html"], "--metrics", out["out_metrics"],
-            "--figures-dir", out["figures_dir"], "--plots-dir", out["plots_dir"], "--ablation", ablation_json,
-        ],
-        cwd=tmp_path,
-    )  # fmt: skip
+    report_step(tmp_path, runs, preds, fake_cache, out, "--ablation", ablation_json)
     md, html = out["out_md"].read_text(), out["out_html"].read_text()
     sentences = json.loads(ablation_json.read_text())["summary"]
     assert len(sentences) == 2

@@ -8,6 +8,7 @@ from lenet_compare.stats import (
     format_p,
     mcnemar_test,
     paired_tests,
+    prediction_interval,
     summarize,
     verdict,
     wilcoxon_method,
@@ -55,6 +56,13 @@ def test_prediction_interval_of_one_run_on_students_sleep_data():
     # Wider than the CI of the mean by sqrt(n + 1) = sqrt(11).
     ci_half = (r["ci_high"] - r["ci_low"]) / 2
     assert (r["pi_high"] - r["pi_low"]) / 2 == pytest.approx(ci_half * np.sqrt(11))
+
+
+def test_prediction_interval_is_the_one_formula_of_both_reports():
+    # The same numbers as above, from the mean, sd and n alone (ablation_report.summary calls it so).
+    d = np.subtract(SLEEP_2, SLEEP_1)
+    low, high = prediction_interval(float(np.mean(d)), float(np.std(d, ddof=1)), len(d))
+    assert (low, high) == pytest.approx((1.58 - 2.918251, 1.58 + 2.918251), abs=1e-6)
 
 
 def test_prediction_interval_needs_two_seeds_and_says_why():

@@ -1,10 +1,10 @@
 """The article's setup and the cumulative steps from it to the controlled protocol (framework-free).
 
-The article's two runs differed in six factors (DESIGN.md). ``ablation.article`` in params.yaml
-gives each factor's value in its notebook, per framework; the controlled value is the main
-protocol's (``model`` / ``train``), logits and exact accuracy. Step 0 ("article") trains the
-article's setup; each following step (``ablation.steps``) moves one more factor to its
-controlled value in both frameworks. After the last step every factor is controlled, so that
+The article's two runs differed in six factors (lenet_compare.article.FACTORS).
+``ablation.article`` in params.yaml gives each factor's value in its notebook, per framework;
+the controlled value is the main protocol's (``model`` / ``train``), logits and exact accuracy.
+Step 0 ("article") trains the article's setup; each following step (``ablation.steps``) moves
+one more factor to its controlled value in both frameworks. After the last step every factor is controlled, so that
 step *is* the main pipeline's runs: it is not trained again.
 
 A step that leaves a framework's training unchanged (a factor it already had at the controlled
@@ -17,18 +17,8 @@ from __future__ import annotations
 
 import copy
 
-FACTORS = ("accuracy", "head", "eps", "padding", "init", "order")
 ARTICLE = "article"
 MAIN = "main"  # run id of the configuration of the main runs (reports/runs/...)
-
-FACTOR_LABELS = {
-    "accuracy": "accuracy reporting (integer-truncated -> exact)",
-    "head": "TensorFlow head (softmax + categorical cross-entropy -> logits)",
-    "eps": "Adam epsilon (Keras default 1e-7 -> the params' eps)",
-    "padding": "second conv padding (same -> valid)",
-    "init": "initial weights (native defaults -> shared)",
-    "order": "training order (fixed / own shuffle -> shared)",
-}
 
 
 def controlled(params: dict) -> dict:
@@ -118,30 +108,3 @@ def reported_accuracy(correct: int, total: int, how: str) -> float:
     if how == "truncated":
         return float(100 * correct // total)
     return 100 * correct / total
-
-
-def config_problems(params: dict) -> list[str]:
-    """Cross-field rules for the ablation section (config.validate_params calls this)."""
-    problems = []
-    ab = params["ablation"]
-    extra = sorted(set(ab["seeds"]) - set(params["seeds"]))
-    if extra:
-        problems.append(
-            f"ablation.seeds = {ab['seeds']} has seeds not in seeds = {params['seeds']} ({extra}): its last step "
-            "is the main runs, so every ablation seed must be a main seed too"
-        )
-    missing = sorted(set(params["frameworks"]) ^ {"torch", "tensorflow"})
-    if missing:
-        problems.append(
-            f"frameworks = {params['frameworks']}: the ablation compares the two frameworks, so both are needed"
-        )
-    if ab["article"]["torch"]["head"] != "logits":
-        problems.append("ablation.article.torch.head must be 'logits': a softmax head is only implemented for Keras")
-    for fw in ("torch", "tensorflow"):
-        pad = ab["article"][fw]["conv_padding"]
-        if len(pad) != len(params["model"]["conv_channels"]):
-            problems.append(
-                f"ablation.article.{fw}.conv_padding = {pad} needs one entry per conv layer "
-                f"(model.conv_channels = {params['model']['conv_channels']})"
-            )
-    return problems

@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -88,8 +89,12 @@ def drop_excluded_stages(root: Path) -> None:
             dvc_yaml.unlink()
 
 
-def make_workspace(repo: Path, dest: Path, params: dict) -> Path:
-    """A git repo at ``dest`` holding the checkout's files (not reports/ nor dvc.lock) and ``params``."""
+def copy_checkout(repo: Path, dest: Path, leave_out: Callable[[str], bool] = lambda rel: False) -> Path:
+    """Copy the checkout's tracked and untracked, not ignored files, as they are in its working tree, to ``dest``.
+
+    ``leave_out`` gets each file's path relative to ``repo`` and says whether to skip it. The
+    benchmark's workspaces and the tests' (tests/conftest.py) are made this way.
+    """
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
         cwd=repo,
@@ -97,22 +102,33 @@ def make_workspace(repo: Path, dest: Path, params: dict) -> Path:
         check=True,
     ).stdout.decode()
     for rel in filter(None, listed.split("\0")):
-        # reports/ and dvc.lock belong to the committed full run; Snakemake would take them as up to date.
-        if rel.startswith("reports/") or Path(rel).name == "dvc.lock" or not (repo / rel).is_file():
+        if leave_out(rel) or not (Path(repo) / rel).is_file():
             continue
-        target = dest / rel
+        target = Path(dest) / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(repo / rel, target)
-    drop_excluded_stages(dest)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        shutil.copy2(Path(repo) / rel, target)
+    return Path(dest)
+
+
+def commit_all(folder: Path, message: str, author: str) -> None:
+    """Make ``folder`` a git repository (if it is not one yet) and commit everything in it."""
     for cmd in (
         ["git", "init", "-q"],
-        ["git", "config", "user.name", "benchmark"],
-        ["git", "config", "user.email", "benchmark@localhost"],
+        ["git", "config", "user.name", author],
+        ["git", "config", "user.email", f"{author}@localhost"],
         ["git", "add", "-A"],
-        ["git", "commit", "-qm", "benchmark workspace"],
+        ["git", "commit", "-qm", message],
     ):
-        run(cmd, dest)
+        run(cmd, folder)
+
+
+def make_workspace(repo: Path, dest: Path, params: dict) -> Path:
+    """A git repo at ``dest`` holding the checkout's files (not reports/ nor dvc.lock) and ``params``."""
+    # reports/ and dvc.lock belong to the committed full run; Snakemake would take them as up to date.
+    copy_checkout(repo, dest, leave_out=lambda rel: rel.startswith("reports/") or Path(rel).name == "dvc.lock")
+    drop_excluded_stages(dest)
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    commit_all(dest, "benchmark workspace", "benchmark")
     return dest
 
 

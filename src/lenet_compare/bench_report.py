@@ -2,6 +2,8 @@
 
 Every derived number is computed here from the raw per-epoch seconds the timing processes
 recorded, so the JSON holds both and a reader (or a test) can recompute each median and ratio.
+The Markdown page is rendered from that JSON's content alone (templates/benchmark.md.j2; the
+rows are computed here, the template lays them out), so it can be rendered again from the file.
 Imports no framework.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
 import shutil
@@ -18,25 +21,33 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import write_text
 from .devices import cpu_name, physical_gpu_count
-from .report_files import FRAMEWORK_NAMES
+from .render import Markdown, environment
+from .report_common import FRAMEWORK_NAMES
 
 EPOCH_IMAGES = 60000  # the targets are per epoch of the 60,000 training images
 BASELINES = {"torch": ("plain", "article"), "tensorflow": ("plain",)}
-PATH_LABELS = {"article": "article (DataLoader)", "plain": "plain", "ours": "ours (fast)"}
+VARIANT_LABELS = {"article": "article (DataLoader)", "plain": "plain", "ours": "ours (fast)"}
 GB = 1e9  # the memory target is in decimal gigabytes
 PACKAGES = ("numpy", "torch", "torchvision", "tensorflow", "keras", "snakemake", "dvc")
 
 # (id, description, threshold, comparison, unit); the numbers are the issue's.
 TARGETS = (
-    ("torch_seconds_per_epoch", "PyTorch, our path: seconds per epoch of 60,000 images", 5.0, "<=", "s"),
-    ("tensorflow_seconds_per_epoch", "TensorFlow, our path: seconds per epoch of 60,000 images", 6.0, "<=", "s"),
-    ("torch_speedup_vs_plain", "PyTorch: plain loop / our path (median s/epoch)", 1.2, ">=", "x"),
-    ("tensorflow_speedup_vs_plain", "TensorFlow: plain `model.fit` / our path", 1.2, ">=", "x"),
-    ("torch_speedup_vs_article", "PyTorch: article's DataLoader path / our PyTorch path", 2.0, ">=", "x"),
-    ("tensorflow_speedup_vs_article", "article's DataLoader path (PyTorch) / our TensorFlow path", 2.0, ">=", "x"),
-    ("torch_peak_rss_gb", "PyTorch CPU training job (our path): peak RSS", 2.5, "<=", "GB"),
-    ("tensorflow_peak_rss_gb", "TensorFlow CPU training job (our path): peak RSS", 2.5, "<=", "GB"),
+    ("torch_seconds_per_epoch", "PyTorch, our variant: seconds per epoch of 60,000 images", 5.0, "<=", "s"),
+    ("tensorflow_seconds_per_epoch", "TensorFlow, our variant: seconds per epoch of 60,000 images", 6.0, "<=", "s"),
+    ("torch_speedup_vs_plain", "PyTorch: plain loop / our variant (median s/epoch)", 1.2, ">=", "x"),
+    ("tensorflow_speedup_vs_plain", "TensorFlow: plain `model.fit` / our variant", 1.2, ">=", "x"),
+    ("torch_speedup_vs_article", "PyTorch: article's DataLoader variant / our PyTorch variant", 2.0, ">=", "x"),
+    (
+        "tensorflow_speedup_vs_article",
+        "article's DataLoader variant (PyTorch) / our TensorFlow variant",
+        2.0,
+        ">=",
+        "x",
+    ),
+    ("torch_peak_rss_gb", "PyTorch CPU training job (our variant): peak RSS", 2.5, "<=", "GB"),
+    ("tensorflow_peak_rss_gb", "TensorFlow CPU training job (our variant): peak RSS", 2.5, "<=", "GB"),
     ("noop_snakemake_seconds", "no-op `snakemake --cores 2` (median)", 3.0, "<=", "s"),
     ("noop_dvc_repro_seconds", "no-op `dvc repro` (median)", 3.0, "<=", "s"),
 )
@@ -93,8 +104,9 @@ def machine() -> dict:
     }
 
 
-def path_summary(name: str, timing: dict, memory: dict, images: int) -> dict:
-    raw = timing["paths"][name]
+def variant_summary(name: str, timing: dict, memory: dict, images: int) -> dict:
+    """One variant's raw seconds with their median, throughput and the memory of its own process."""
+    raw = timing["variants"][name]
     median = statistics.median(raw["seconds"])
     return {
         **raw,
@@ -114,23 +126,25 @@ def summarize(measured: dict[str, dict], pipeline: dict | None, settings: dict, 
     frameworks = {}
     for framework, m in measured.items():
         timing = m["timing"]
-        paths = {name: path_summary(name, timing, m["memory"][name], images) for name in timing["paths"]}
-        ours = paths["ours"]["median_seconds_per_epoch"]
+        variants = {name: variant_summary(name, timing, m["memory"][name], images) for name in timing["variants"]}
+        ours = variants["ours"]["median_seconds_per_epoch"]
         frameworks[framework] = {
             "framework_version": timing["framework_version"],
             "device": timing["device"],
             "device_name": timing["device_name"],
             "batch_size": timing["batch_size"],
             "run_order": timing["run_order"],
-            "paths": paths,
-            "speedup": {b: paths[b]["median_seconds_per_epoch"] / ours for b in BASELINES[framework] if b in paths},
+            "variants": variants,
+            "speedup": {
+                b: variants[b]["median_seconds_per_epoch"] / ours for b in BASELINES[framework] if b in variants
+            },
             "evaluation": m["evaluation"],
         }
     if "torch" in frameworks and "tensorflow" in frameworks:
-        # The article's code path is PyTorch's; TensorFlow's path is compared with it across processes.
-        article = frameworks["torch"]["paths"]["article"]["median_seconds_per_epoch"]
+        # The article's code is PyTorch's; TensorFlow's variant is compared with it across processes.
+        article = frameworks["torch"]["variants"]["article"]["median_seconds_per_epoch"]
         tf = frameworks["tensorflow"]
-        tf["speedup"]["article"] = article / tf["paths"]["ours"]["median_seconds_per_epoch"]
+        tf["speedup"]["article"] = article / tf["variants"]["ours"]["median_seconds_per_epoch"]
     result = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
@@ -147,12 +161,12 @@ def target_values(result: dict) -> dict[str, float | None]:
     fw, pipeline = result["frameworks"], result["pipeline"]
     values: dict[str, float | None] = {}
     for f in ("torch", "tensorflow"):
-        paths = fw.get(f, {}).get("paths", {})
+        variants = fw.get(f, {}).get("variants", {})
         speedup = fw.get(f, {}).get("speedup", {})
-        values[f"{f}_seconds_per_epoch"] = paths["ours"]["seconds_per_60k_images"] if paths else None
+        values[f"{f}_seconds_per_epoch"] = variants["ours"]["seconds_per_60k_images"] if variants else None
         values[f"{f}_speedup_vs_plain"] = speedup.get("plain")
         values[f"{f}_speedup_vs_article"] = speedup.get("article")
-        values[f"{f}_peak_rss_gb"] = paths["ours"]["peak_rss_bytes"] / GB if paths else None
+        values[f"{f}_peak_rss_gb"] = variants["ours"]["peak_rss_bytes"] / GB if variants else None
     noop = (pipeline or {}).get("noop")
     values["noop_snakemake_seconds"] = noop["median_seconds"]["snakemake"] if noop else None
     values["noop_dvc_repro_seconds"] = noop["median_seconds"]["dvc_repro"] if noop else None
@@ -163,21 +177,22 @@ def targets(result: dict) -> list[dict]:
     """Each target with its measured value and whether it is met (None: not measured or not applicable)."""
     values = target_values(result)
     devices = {f: d["device"] for f, d in result["frameworks"].items()}
+    off_cpu = any(d != "cpu" for d in devices.values())
     images = result["settings"]["images"]
     rows = []
     for target_id, description, threshold, comparison, unit in TARGETS:
         value = values[target_id]
         framework = target_id.split("_")[0]
+        not_judged = target_id in CPU_ONLY and off_cpu  # a CPU target, measured elsewhere
         note = None
         if value is None:
             note = "not measured in this run"
-        elif target_id in CPU_ONLY and any(d != "cpu" for d in devices.values()):
+        elif not_judged:
             note = f"a CPU target; this run trained on {', '.join(sorted(set(devices.values())))}"
         elif target_id.endswith("seconds_per_epoch") and images != EPOCH_IMAGES:
             note = f"extrapolated from {images:,} images per epoch"
-        applies = value is not None and not (target_id in CPU_ONLY and any(d != "cpu" for d in devices.values()))
         met = None
-        if applies:
+        if value is not None and not not_judged:
             met = value <= threshold if comparison == "<=" else value >= threshold
         rows.append(
             {
@@ -206,215 +221,158 @@ def _met(met: bool | None) -> str:
     return {True: "yes", False: "**no**", None: "n/a"}[met]
 
 
-def markdown(result: dict, figure: str) -> str:
-    s, m = result["settings"], result["machine"]
-    lines = [
-        "# Benchmark: training speed, memory and pipeline overhead",
-        "",
-        f"LeNet-5 (the spec of `params.yaml`), batch {s['batch_size']}, {s['images']:,} training images per "
-        f"epoch; {s['warmup']} warm-up epoch(s) per path, then {s['repeats']} timed epochs per path, the paths "
-        f"taking turns. Measured {result['created']} on {m['cpu_model']}, {m['cores_usable']} cores, "
-        f"{m['ram_gib']} GiB RAM, {'GPU: ' + ', '.join(m['gpus']) if m['gpus'] else 'no GPU'}.",
-        "",
-        "## Targets",
-        "",
-        "| target | measured | target | met | note |",
-        "|---|---:|---:|---|---|",
+def target_rows(targets: list[dict]) -> list[dict]:
+    """The table of targets: what, the measured value with its unit, the target, met or not, a note."""
+    return [
+        {
+            "description": Markdown(t["description"]),
+            "measured": _fmt(t["value"]) + ("" if t["value"] is None else f" {t['unit']}"),
+            "target": Markdown(f"{t['comparison']} {t['threshold']:g} {t['unit']}"),
+            "met": Markdown(_met(t["met"])),
+            "note": t["note"] or "",
+        }
+        for t in targets
     ]
-    for t in result["targets"]:
-        lines.append(
-            f"| {t['description']} | {_fmt(t['value'])}{'' if t['value'] is None else ' ' + t['unit']} | "
-            f"{t['comparison']} {t['threshold']:g} "
-            f"{t['unit']} | {_met(t['met'])} | {t['note'] or ''} |"
-        )
-    lines += ["", "## Training", ""]
-    lines += [
-        "| framework | path | median s/epoch | images/s | s/epoch per repetition | peak RSS (MiB) "
-        "| peak GPU memory (MiB) | speedup of ours over it |",
-        "|---|---|---:|---:|---|---:|---:|---:|",
-    ]
-    for f, fw in result["frameworks"].items():
-        for name, p in fw["paths"].items():
-            speedup = "" if name == "ours" else f"{fw['speedup'].get(name, float('nan')):.2f}x"
-            reps = ", ".join(f"{x:.2f}" for x in p["seconds"])
-            lines.append(
-                f"| {FRAMEWORK_NAMES[f]} {fw['framework_version']} | {PATH_LABELS[name]} | "
-                f"{p['median_seconds_per_epoch']:.3f} | {p['images_per_second']:,.0f} | {reps} | "
-                f"{p['peak_rss_mb']:,.0f} | {_fmt(p['peak_gpu_memory_mb'], ',.0f')} | {speedup} |"
+
+
+def training_rows(frameworks: dict) -> list[dict]:
+    """One row per framework and variant: median, throughput, every repetition, memory, our speedup over it."""
+    rows = []
+    for f, fw in frameworks.items():
+        for name, v in fw["variants"].items():
+            rows.append(
+                {
+                    "framework": f"{FRAMEWORK_NAMES[f]} {fw['framework_version']}",
+                    "variant": VARIANT_LABELS[name],
+                    "median": f"{v['median_seconds_per_epoch']:.3f}",
+                    "images_per_second": f"{v['images_per_second']:,.0f}",
+                    "repetitions": ", ".join(f"{x:.2f}" for x in v["seconds"]),
+                    "peak_rss_mb": f"{v['peak_rss_mb']:,.0f}",
+                    "peak_gpu_memory_mb": _fmt(v["peak_gpu_memory_mb"], ",.0f"),
+                    "speedup": "" if name == "ours" else f"{fw['speedup'].get(name, float('nan')):.2f}x",
+                }
             )
-    lines += [""]
-    for f, fw in result["frameworks"].items():
-        lines.append(f"- {FRAMEWORK_NAMES[f]} trained on {fw['device']} ({fw['device_name']}).")
-        for name, p in fw["paths"].items():
-            lines.append(f"  - {PATH_LABELS[name]}: {p['description']}.")
-    if "tensorflow" in result["frameworks"] and "article" in result["frameworks"]["tensorflow"]["speedup"]:
-        lines.append(
-            "- TensorFlow's speedup over the article's path compares two processes (the article's code is "
-            "PyTorch's), measured one after the other."
-        )
-    lines += [
-        "",
-        "## Evaluation throughput",
-        "",
-        "The evaluate step's measurement (`lenet_compare.inference_timing`), on the CPU as that step runs, "
-        "on the model our path trained in the timing run (its weights do not change the speed).",
-        "",
-        "| framework | images/s (batch 1,000, whole test set) | single-image latency, median (ms) | p90 (ms) |",
-        "|---|---:|---:|---:|",
+    return rows
+
+
+def device_notes(frameworks: dict) -> list[dict]:
+    """Per framework: where it trained, and what each of its variants is."""
+    return [
+        {
+            "name": FRAMEWORK_NAMES[f],
+            "device": fw["device"],
+            "device_name": fw["device_name"],
+            "variants": [
+                {"label": VARIANT_LABELS[name], "description": Markdown(v["description"])}
+                for name, v in fw["variants"].items()
+            ],
+        }
+        for f, fw in frameworks.items()
     ]
-    for f, fw in result["frameworks"].items():
+
+
+def evaluation_rows(frameworks: dict) -> list[dict]:
+    """The evaluate step's inference speed per framework."""
+    rows = []
+    for f, fw in frameworks.items():
         e = fw["evaluation"]
-        lines.append(
-            f"| {FRAMEWORK_NAMES[f]} | {e['inference_images_per_second']:,.0f} | "
-            f"{e['latency_ms_single_image']:.2f} | {e['inference_timing']['latency_ms_p90']:.2f} |"
+        rows.append(
+            {
+                "name": FRAMEWORK_NAMES[f],
+                "images_per_second": f"{e['inference_images_per_second']:,.0f}",
+                "latency_ms": f"{e['latency_ms_single_image']:.2f}",
+                "latency_ms_p90": f"{e['inference_timing']['latency_ms_p90']:.2f}",
+            }
         )
-    lines += pipeline_markdown(result["pipeline"])
-    lines += [
-        "",
-        "## Figure",
-        "",
-        f"![Seconds per epoch per path, and pipeline wall time against seeds]({figure})",
-        "",
-        "## Machine",
-        "",
-        f"- CPU: {m['cpu_model']}; {m['cores_usable']} cores usable by this process ({m['cpus_online']} online)",
-        f"- RAM: {m['ram_gib']} GiB; OS: {m['os']}; Python {m['python']}",
-        f"- GPU: {', '.join(m['gpus']) if m['gpus'] else 'none'}",
-        "- Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items() if v),
-        "",
-        "## How it was measured",
-        "",
-        "- Each framework runs in its own process (torch and tensorflow in one process crash). The plain and "
-        "fast paths train on the 60,000 training images of the prepared cache (`x_train` + `x_val`), the "
-        "article's path on torchvision's own FashionMNIST dataset (decompressed from `data/raw/`), so every "
-        "path sees the same number of images per epoch. Each path is built and warmed up first (tracing, "
-        "compilation and allocators are not timed), then the paths take turns, one epoch each "
-        "(A, B, C, A, B, C, ...), so a slow spell of the machine hits all of them alike. Reported: the "
-        "median of the timed epochs; images/s = images / median; speedup = baseline median / our median.",
-        "- Frameworks are configured as the train step does (`train.device`, `train.deterministic`, "
-        "`train.tf32` of params.yaml): the article's loop runs under the same settings as the other paths.",
-        "- Peak RSS: a process's peak resident memory covers everything it ever held, so each path is also "
-        "run alone in a fresh process (import, load its data, build, train one epoch) and that process's "
-        "VmHWM is reported; on a GPU, the peak memory allocated by the framework in that process too.",
-        "- Targets in seconds per epoch are for 60,000 images; a run with fewer images is extrapolated "
-        "linearly (and its fixed costs weigh more). The training targets are this 2-core CPU's: on a GPU "
-        "they are reported but not judged.",
-    ]
-    if result["pipeline"]:
-        lines.append(
-            "- Pipeline: in temporary copies of the repository with a tiny params.yaml (the default DAG's "
-            "shape: same seeds and frameworks, fewer images, 1 epoch); each no-op command is timed as a "
-            "whole (start-up included) and checked to have done nothing."
-        )
-    lines += ["", "## Command", "", "```bash", result["command"], "```", ""]
-    return "\n".join(lines)
+    return rows
 
 
-def pipeline_markdown(pipeline: dict | None) -> list[str]:
-    lines = ["", "## Pipeline overhead", ""]
-    if not pipeline:
-        return [*lines, "Not measured in this run (`--skip-pipeline`)."]
-    noop = pipeline["noop"]
+def noop_summary(noop: dict) -> dict:
+    """The engines' no-op overhead: the tiny pipeline's size, its first run, each command's times."""
     p = noop["params"]
-    lines += [
-        f"A tiny pipeline ({p['limit_train']:,} training images, {p['limit_test']:,} test images, "
-        f"{p['epochs']} epoch, seeds {p['seeds']}, ablation seeds {p['ablation_seeds']}) ran once with "
-        f"`{noop['first_run_command']}` ({noop['first_run_seconds']:.1f} s); then each command with nothing to do:",
-        "",
-        "| command | median (s) | each run (s) |",
-        "|---|---:|---|",
-    ]
-    for name, cmd in noop["commands"].items():
-        lines.append(
-            f"| `{cmd}` | {noop['median_seconds'][name]:.2f} | {', '.join(f'{x:.2f}' for x in noop['seconds'][name])} |"
+    return {
+        "limit_train": f"{p['limit_train']:,}",
+        "limit_test": f"{p['limit_test']:,}",
+        "epochs": p["epochs"],
+        # Python's list notation, as params.yaml's flow style reads: no Markdown escaping of the brackets.
+        "seeds": Markdown(str(p["seeds"])),
+        "ablation_seeds": Markdown(str(p["ablation_seeds"])),
+        "first_run_command": noop["first_run_command"],
+        "first_run_seconds": f"{noop['first_run_seconds']:.1f}",
+        "commands": [
+            {
+                "command": cmd,
+                "median": f"{noop['median_seconds'][name]:.2f}",
+                "each": ", ".join(f"{x:.2f}" for x in noop["seconds"][name]),
+            }
+            for name, cmd in noop["commands"].items()
+        ],
+    }
+
+
+def scaling_summary(scaling: dict) -> dict:
+    """Wall time of the whole tiny pipeline against the number of seeds."""
+    return {
+        "command": scaling["command"],
+        "note": scaling["note"],
+        "ablation_seeds": Markdown(str(scaling["params"]["ablation_seeds"])),
+        "runs": [{"seeds": r["seeds"], "jobs": r["jobs"], "seconds": f"{r['seconds']:.1f}"} for r in scaling["runs"]],
+    }
+
+
+def markdown(result: dict, figure: str) -> str:
+    """benchmark.md from benchmark.json's content; ``figure``: the figure's path relative to the page."""
+    frameworks, pipeline = result["frameworks"], result["pipeline"]
+    return (
+        environment()
+        .get_template("benchmark.md.j2")
+        .render(
+            s=result["settings"],
+            m=result["machine"],
+            created=result["created"],
+            command=result["command"],
+            epoch_images=EPOCH_IMAGES,
+            targets=target_rows(result["targets"]),
+            training=training_rows(frameworks),
+            devices=device_notes(frameworks),
+            cross_process="article" in frameworks.get("tensorflow", {}).get("speedup", {}),
+            evaluation=evaluation_rows(frameworks),
+            noop=noop_summary(pipeline["noop"]) if pipeline else None,
+            scaling=scaling_summary(pipeline["seeds_scaling"]) if pipeline and pipeline.get("seeds_scaling") else None,
+            figure=Markdown(figure),
         )
-    scaling = pipeline.get("seeds_scaling")
-    if scaling:
-        lines += [
-            "",
-            "### Wall time against the number of seeds",
-            "",
-            f"`{scaling['command']}`: {scaling['note']}; tiny params as above, but ablation seeds "
-            f"{scaling['params']['ablation_seeds']} for every N.",
-            "",
-            "| seeds | jobs | wall time (s) |",
-            "|---:|---:|---:|",
-        ]
-        lines += [f"| {r['seeds']} | {r['jobs']} | {r['seconds']:.1f} |" for r in scaling["runs"]]
-    return lines
+    )
+
+
+def write_markdown(result_json: Path, out_md: Path, figure: Path) -> None:
+    """Render benchmark.md again from benchmark.json alone (the step does so right after writing the JSON)."""
+    result = json.loads(Path(result_json).read_text(encoding="utf-8"))
+    write_text(out_md, markdown(result, os.path.relpath(figure, Path(out_md).parent)))
 
 
 # ---- figure ----
 
 
 def figure(result: dict, path: str | Path) -> Path:
-    """Left: seconds per epoch per path and framework (bar: median, dots: repetitions). Right: seeds scaling."""
+    """Left: seconds per epoch per variant and framework (bar: median, dots: repetitions). Right: seeds scaling."""
     from . import figures  # matplotlib and seaborn: only when drawing
 
-    plt, sns = figures.plt, figures.sns
-    rows = [
-        {"Framework": figures.label(f), "path": PATH_LABELS[name], "seconds": x}
-        for f, fw in result["frameworks"].items()
-        for name, p in fw["paths"].items()
-        for x in p["seconds"]
-    ]
-    df = pd.DataFrame(rows)
-    colors = figures.palette(list(result["frameworks"]))
-    order = [PATH_LABELS[n] for n in ("article", "plain", "ours") if PATH_LABELS[n] in set(df["path"])]
-    with figures._style():
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-        ax = axes[0]
-        sns.barplot(
-            data=df,
-            x="path",
-            y="seconds",
-            hue="Framework",
-            order=order,
-            palette=colors,
-            estimator="median",
-            errorbar=None,
-            alpha=0.85,
-            ax=ax,
-        )
-        sns.stripplot(
-            data=df,
-            x="path",
-            y="seconds",
-            hue="Framework",
-            order=order,
-            palette=colors,
-            dodge=True,
-            color="black",
-            size=4,
-            legend=False,
-            ax=ax,
-            edgecolor="black",
-            linewidth=0.6,
-        )
-        for container in ax.containers:
-            ax.bar_label(container, fmt="{:.2f}", label_type="center", color="white", fontsize=9, fontweight="bold")
-        ax.set(xlabel=None, ylabel="seconds per epoch")
-        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(colors), title=None, frameon=False)
-        ax.set_title(f"Training, {result['settings']['images']:,} images per epoch (bar: median; dots: each run)")
-        ax = axes[1]
-        scaling = (result["pipeline"] or {}).get("seeds_scaling")
-        if scaling:
-            runs = pd.DataFrame(scaling["runs"])
-            ax.plot(runs["seeds"], runs["seconds"], marker="o", color="0.25")
-            for _, r in runs.iterrows():
-                ax.annotate(
-                    f"{r['seconds']:.0f} s",
-                    (r["seeds"], r["seconds"]),
-                    textcoords="offset points",
-                    xytext=(0, 7),
-                    ha="center",
-                    fontsize=9,
-                )
-            ax.set_xticks(runs["seeds"])
-            ax.set_ylim(0, runs["seconds"].max() * 1.15)
-            ax.set(xlabel="seeds", ylabel="wall time (s)")
-            ax.set_title(f"Whole tiny pipeline from scratch ({scaling['command']})")
-        else:
-            ax.axis("off")
-            ax.text(0.5, 0.5, "pipeline scaling not measured\n(--skip-pipeline)", ha="center", va="center", color="0.4")
-        return figures._save(fig, path)
+    seconds = pd.DataFrame(
+        [
+            {"Framework": figures.label(f), "variant": VARIANT_LABELS[name], "seconds": x}
+            for f, fw in result["frameworks"].items()
+            for name, v in fw["variants"].items()
+            for x in v["seconds"]
+        ]
+    )
+    order = [VARIANT_LABELS[n] for n in ("article", "plain", "ours") if VARIANT_LABELS[n] in set(seconds["variant"])]
+    scaling = (result["pipeline"] or {}).get("seeds_scaling")
+    return figures.benchmark(
+        seconds,
+        order,
+        list(result["frameworks"]),
+        result["settings"]["images"],
+        pd.DataFrame(scaling["runs"]) if scaling else None,
+        scaling["command"] if scaling else None,
+        path,
+    )

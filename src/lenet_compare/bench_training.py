@@ -4,21 +4,23 @@ Run as ``python -m lenet_compare.bench_training --framework torch --mode timing 
 benchmark (workflow/scripts/benchmark.py) starts one such process per framework and mode, since
 torch and tensorflow in one process crash. Three modes:
 
-- ``timing``: every path of the framework in one process. Each path first trains warm-up
-  epochs (tracing, allocator, caches), then the paths take turns, one epoch each, for
-  ``--repeats`` rounds (A, B, C, A, B, C, ...), so a slow spell of a shared machine hits every
-  path alike. Writes every epoch's seconds; medians are taken by lenet_compare.bench_report.
-- ``memory``: one path alone, from a fresh process: load its data, train one epoch, report the
-  process's peak resident memory (VmHWM) and peak GPU memory. Alone, because a process's peak
-  RSS covers everything it ever held: in the timing process it would count every path's data.
+- ``timing``: every variant of the framework's training in one process. Each variant first
+  trains warm-up epochs (tracing, allocator, caches), then the variants take turns, one epoch
+  each, for ``--repeats`` rounds (A, B, C, A, B, C, ...), so a slow spell of a shared machine
+  hits every variant alike. Writes every epoch's seconds; medians are taken by
+  lenet_compare.bench_report.
+- ``memory``: one variant alone, from a fresh process: load its data, train one epoch, report
+  the process's peak resident memory (VmHWM) and peak GPU memory. Alone, because a process's
+  peak RSS covers everything it ever held: in the timing process it would count every variant's
+  data.
 - ``eval``: the evaluate step's inference timing (lenet_compare.inference_timing, the same code
   as workflow/scripts/evaluate.py) on a model saved by the timing process, loaded the way the
   evaluate step loads it (on the CPU).
 
-Paths: ``plain`` and ``ours`` are the backend's Trainer with ``train.fast`` false / true (shared
-data order and shared initial weights, as the pipeline trains). ``article`` (PyTorch only) is
-the article's code path: torchvision's FashionMNIST dataset with ``ToTensor`` and
-``DataLoader(batch_size=32, shuffle=False)``, the classic loop.
+Variants: ``plain`` and ``ours`` are the backend's Trainer with ``train.fast`` false / true
+(shared data order and shared initial weights, as the pipeline trains). ``article`` (PyTorch
+only) is the article's code: torchvision's FashionMNIST dataset with ``ToTensor`` and
+``DataLoader(shuffle=False)``, the classic loop (lenet_compare.article's learning rate).
 
 This module imports no framework at module level: the orchestration functions at the bottom
 run in the benchmark's own (framework-free) process.
@@ -41,17 +43,18 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cli, protocol
+from . import article, cli, protocol
 from .atomic import write_json
 from .backends import FRAMEWORKS
 from .dataset import load_prepared
 from .errors import PipelineError
 from .fashion_mnist import FILES as RAW_FILES
 
-PATHS = {"torch": ("article", "plain", "ours"), "tensorflow": ("plain", "ours")}
-PATH_DESCRIPTIONS = {
-    ("torch", "article"): "the article's code: torchvision FashionMNIST + ToTensor + DataLoader(batch 32, "
-    "shuffle=False), .to(device) per batch, Adam(lr=1e-3), CrossEntropyLoss",
+VARIANTS = {"torch": ("article", "plain", "ours"), "tensorflow": ("plain", "ours")}
+VARIANT_DESCRIPTIONS = {
+    ("torch", "article"): "the article's code: torchvision FashionMNIST + ToTensor + DataLoader(batch "
+    f"{article.BATCH_SIZE}, shuffle=False), .to(device) per batch, Adam(lr={article.as_written(article.LR)}), "
+    "CrossEntropyLoss",
     ("torch", "plain"): "plain PyTorch loop: whole set as one resident tensor, index_select minibatches, "
     "eager step, default Adam (Trainer with train.fast: false)",
     ("torch", "ours"): "the pipeline's fast path (Trainer with train.fast: true)",
@@ -61,7 +64,7 @@ PATH_DESCRIPTIONS = {
     ): "plain Keras: model.fit with defaults, steps_per_execution=1 (Trainer with train.fast: false)",
     ("tensorflow", "ours"): "the pipeline's fast path (Trainer with train.fast: true)",
 }
-BENCH_SEED = 0  # the weights and the order do not change the speed; one seed for every path
+BENCH_SEED = 0  # the weights and the order do not change the speed; one seed for every variant
 
 
 def peak_rss_bytes() -> int:
@@ -122,9 +125,9 @@ class ArticleLoop:
             raise PipelineError(f"--images {n} is more than torchvision's {len(dataset)} training images")
         self.loader = DataLoader(dataset, batch_size=train["batch_size"], shuffle=False)
         self.model = backend.build_model(spec)
-        backend.load_canonical(self.model, init)  # same start as the other paths (speed does not depend on it)
+        backend.load_canonical(self.model, init)  # same start as the other variants (speed does not depend on it)
         self.model.to(self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=article.LR)
         self.loss_fn = torch.nn.CrossEntropyLoss()
 
     def train_epoch(self, epoch: int) -> tuple[float, float, float]:
@@ -154,7 +157,7 @@ class ArticleLoop:
         return {"train_path": "torchvision dataset + DataLoader(shuffle=False), classic loop", "num_workers": 0}
 
 
-class TrainerPath:
+class TrainerVariant:
     """The backend's Trainer, plain (train.fast false) or ours (true), on the given images."""
 
     def __init__(self, backend, spec, train: dict, device: str, init: dict, fast: bool, x, y):
@@ -172,13 +175,13 @@ class TrainerPath:
         return self.trainer.details()
 
 
-def make_path(name: str, backend, spec, train: dict, device: str, args, stack: contextlib.ExitStack):
+def make_variant(name: str, backend, spec, train: dict, device: str, args, stack: contextlib.ExitStack):
     init = protocol.initial_weights(spec, BENCH_SEED)
     if name == "article":
         root = stack.enter_context(torchvision_root(args.raw_dir))
         return ArticleLoop(backend, spec, train, device, init, root, args.images)
     x, y = load_images(args.cache, args.images)
-    return TrainerPath(backend, spec, train, device, init, name == "ours", x, y)
+    return TrainerVariant(backend, spec, train, device, init, name == "ours", x, y)
 
 
 def setup(args):
@@ -206,20 +209,20 @@ def framework_record(args, backend, device: str, device_name: str) -> dict:
 
 def run_timing(args) -> dict:
     backend, spec, train, device, device_name = setup(args)
-    names = PATHS[args.framework]
+    names = VARIANTS[args.framework]
     record = framework_record(args, backend, device, device_name)
-    record.update(batch_size=train["batch_size"], warmup_epochs=args.warmup, repeats=args.repeats, paths={})
+    record.update(batch_size=train["batch_size"], warmup_epochs=args.warmup, repeats=args.repeats, variants={})
     with contextlib.ExitStack() as stack:
-        paths = {name: make_path(name, backend, spec, train, device, args, stack) for name in names}
+        variants = {name: make_variant(name, backend, spec, train, device, args, stack) for name in names}
         epochs = dict.fromkeys(names, 0)
         results = {
-            name: {"description": PATH_DESCRIPTIONS[(args.framework, name)], "warmup_seconds": [], "seconds": []}
+            name: {"description": VARIANT_DESCRIPTIONS[(args.framework, name)], "warmup_seconds": [], "seconds": []}
             for name in names
         }
 
         def one_epoch(name: str) -> float:
             epochs[name] += 1
-            loss, acc, seconds = paths[name].train_epoch(epochs[name])
+            loss, acc, seconds = variants[name].train_epoch(epochs[name])
             cli.log.info(
                 "%s %s epoch %d: %.3f s (loss %.4f, accuracy %.4f)",
                 args.framework,
@@ -240,13 +243,13 @@ def run_timing(args) -> dict:
                 results[name]["seconds"].append(one_epoch(name))
                 run_order.append(name)
         for name in names:
-            results[name]["details"] = paths[name].details()
-            results[name]["peak_gpu_memory_mb_shared_process"] = paths[name].peak_gpu_memory_mb()
-        record["paths"] = results
+            results[name]["details"] = variants[name].details()
+            results[name]["peak_gpu_memory_mb_shared_process"] = variants[name].peak_gpu_memory_mb()
+        record["variants"] = results
         record["run_order"] = run_order
         if args.save_model is not None:
             # The model the eval mode times (its weights do not change its speed).
-            paths["ours"].trainer.save(args.save_model)
+            variants["ours"].trainer.save(args.save_model)
     return record
 
 
@@ -254,16 +257,16 @@ def run_memory(args) -> dict:
     backend, spec, train, device, device_name = setup(args)
     record = framework_record(args, backend, device, device_name)
     with contextlib.ExitStack() as stack:
-        path = make_path(args.path, backend, spec, train, device, args, stack)
-        _, _, seconds = path.train_epoch(1)
+        variant = make_variant(args.variant, backend, spec, train, device, args, stack)
+        _, _, seconds = variant.train_epoch(1)
         record.update(
-            path=args.path,
+            variant=args.variant,
             epoch_seconds=seconds,
             peak_rss_bytes=peak_rss_bytes(),
-            peak_gpu_memory_mb=path.peak_gpu_memory_mb(),
+            peak_gpu_memory_mb=variant.peak_gpu_memory_mb(),
         )
     cli.log.info(
-        "%s %s: peak RSS %.0f MiB after one epoch", args.framework, args.path, record["peak_rss_bytes"] / 2**20
+        "%s %s: peak RSS %.0f MiB after one epoch", args.framework, args.variant, record["peak_rss_bytes"] / 2**20
     )
     return record
 
@@ -305,12 +308,12 @@ def arg_parser() -> argparse.ArgumentParser:
     p = cli.parser(__doc__.split("\n", 1)[0])
     p.add_argument("--framework", choices=FRAMEWORKS, required=True)
     p.add_argument("--mode", choices=tuple(MODES), required=True)
-    p.add_argument("--path", help="memory mode: the path to train alone")
+    p.add_argument("--variant", help="memory mode: the variant to train alone")
     p.add_argument("--cache", type=Path, required=True, help="the prepared .npz cache")
     p.add_argument("--raw-dir", type=Path, required=True, help="the raw .gz files (for torchvision)")
     p.add_argument("--images", type=int, default=60000, help="training images per epoch")
-    p.add_argument("--repeats", type=int, default=3, help="timed epochs per path")
-    p.add_argument("--warmup", type=int, default=1, help="untimed epochs per path first")
+    p.add_argument("--repeats", type=int, default=3, help="timed epochs per variant")
+    p.add_argument("--warmup", type=int, default=1, help="untimed epochs per variant first")
     p.add_argument("--save-model", type=Path, help="timing: save the fast path's model here; eval: load it")
     p.add_argument("--out", type=Path, required=True, help="JSON result")
     return p
@@ -345,7 +348,7 @@ def measure_framework(
     warmup: int,
     workdir: Path,
 ) -> dict:
-    """Timing, memory per path and evaluation speed of one framework, each in its own process."""
+    """Timing, memory per variant and evaluation speed of one framework, each in its own process."""
     common = ["--framework", framework, "--params", str(params), "--cache", str(cache), "--raw-dir", str(raw_dir)]
     common += ["--images", str(images)]
     model_dir = workdir / f"{framework}-model"
@@ -366,11 +369,19 @@ def measure_framework(
         f"{framework} timing",
     )
     memory = {
-        path: run_child(
-            [*common, "--mode", "memory", "--path", path, "--out", str(workdir / f"{framework}-memory-{path}.json")],
-            f"{framework} {path} memory",
+        variant: run_child(
+            [
+                *common,
+                "--mode",
+                "memory",
+                "--variant",
+                variant,
+                "--out",
+                str(workdir / f"{framework}-memory-{variant}.json"),
+            ],
+            f"{framework} {variant} memory",
         )
-        for path in PATHS[framework]
+        for variant in VARIANTS[framework]
     }
     evaluation = run_child(
         [*common, "--mode", "eval", "--save-model", str(model_dir), "--out", str(workdir / f"{framework}-eval.json")],
@@ -381,8 +392,8 @@ def measure_framework(
 
 if __name__ == "__main__":
     parsed = arg_parser().parse_args()
-    if parsed.mode == "memory" and parsed.path not in PATHS[parsed.framework]:
-        arg_parser().error(f"--mode memory needs --path, one of {', '.join(PATHS[parsed.framework])}")
+    if parsed.mode == "memory" and parsed.variant not in VARIANTS[parsed.framework]:
+        arg_parser().error(f"--mode memory needs --variant, one of {', '.join(VARIANTS[parsed.framework])}")
     if parsed.mode == "eval" and parsed.save_model is None:
         arg_parser().error("--mode eval needs --save-model (the folder the timing mode saved the model to)")
     cli.run(main, parsed)

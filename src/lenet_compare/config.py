@@ -12,7 +12,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from . import ablation
+from . import article
 from .errors import PipelineError
 from .lenet_spec import LeNetSpec
 from .paths import SCHEMA
@@ -119,7 +119,7 @@ def _cross_field_problems(params: dict) -> list[str]:
             _ = LeNetSpec.from_params(model).conv_layers  # raises when a layer leaves no pixels
         except ValueError as e:
             problems.append(f"model: {e}; use a smaller model.kernel_size or more model.conv_padding")
-    return problems + ablation.config_problems(params)
+    return problems + article.config_problems(params)
 
 
 def check_engine_config(config: dict, params_file: str | Path = "params.yaml") -> None:

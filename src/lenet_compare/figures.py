@@ -1,7 +1,8 @@
-"""The report's figures: seaborn on matplotlib's Agg backend, one PNG each, written atomically.
+"""The reports' figures: seaborn on matplotlib's Agg backend, one PNG each, written atomically by ``save``.
 
 Each function takes tidy data (pandas DataFrames with a ``framework`` column holding the
-params.yaml names) and a path, and draws one figure. Colors are fixed per framework
+params.yaml names) and a path, and draws one figure: the comparison report's, the ablation's
+(``ablation_gap``) and the benchmark's (``benchmark``). Colors are fixed per framework
 (Okabe-Ito, readable for color-blind readers) so every figure and the report agree.
 """
 
@@ -21,7 +22,7 @@ import pandas as pd
 import seaborn as sns
 
 from .atomic import atomic_write
-from .report_files import FRAMEWORK_NAMES
+from .report_common import FRAMEWORK_NAMES
 
 COLORS = {"torch": "#D55E00", "tensorflow": "#0072B2"}  # vermillion, blue
 DPI = 120
@@ -43,12 +44,25 @@ def _style() -> Iterator[None]:
         yield
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def save(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically, without the software version (reproducible bytes); close it."""
     path = Path(path)
     with atomic_write(path) as f:
         fig.savefig(f, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
     return path
+
+
+def _label_bars(ax: plt.Axes, fmt: str) -> None:
+    """Each bar's value written inside it, in white."""
+    for container in ax.containers:
+        ax.bar_label(container, fmt=fmt.format, label_type="center", color="white", fontsize=9, fontweight="bold")
+
+
+def _empty_panel(ax: plt.Axes, message: str) -> None:
+    """A panel with nothing to draw says why."""
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center", color="0.4")
 
 
 def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +75,7 @@ def placeholder(path: str | Path, message: str) -> Path:
         fig, ax = plt.subplots(figsize=(8, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=12)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def learning_curves(history: pd.DataFrame, path: str | Path) -> Path:
@@ -90,7 +104,7 @@ def learning_curves(history: pd.DataFrame, path: str | Path) -> Path:
             ax.xaxis.get_major_locator().set_params(integer=True)
         band = f"band: ±1 standard deviation over {n_seeds} seeds" if errorbar else "one seed"
         fig.suptitle(f"Learning curves, mean over seeds ({band})", fontsize=12)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def accuracy_per_seed(
@@ -159,7 +173,7 @@ def accuracy_per_seed(
         ax.set_xlim(-0.8, last + 0.8)
         ax.set(ylabel="test accuracy (%)", title="Test accuracy per seed")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, fontsize=8, frameon=False)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def confusion_matrices(cms: Mapping[str, np.ndarray], class_names: Sequence[str], path: str | Path) -> Path:
@@ -195,7 +209,7 @@ def confusion_matrices(cms: Mapping[str, np.ndarray], class_names: Sequence[str]
             ax.tick_params(axis="x", labelrotation=45)
             plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         fig.suptitle("Confusion matrices, all seeds pooled, normalized per true class (%)", fontsize=12)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def per_class_accuracy(
@@ -261,7 +275,7 @@ def per_class_accuracy(
             ax2.set_title(f"{label(b)} minus {label(a)}, per class")
         for row in axes[:, 0]:
             row.tick_params(axis="x", labelrotation=20)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def timing(runs: pd.DataFrame, path: str | Path) -> Path:
@@ -281,8 +295,7 @@ def timing(runs: pd.DataFrame, path: str | Path) -> Path:
             ax.set_title(title, fontsize=10)
             values = pd.to_numeric(df.get(column), errors="coerce") if column in df else None
             if values is None or values.isna().all():
-                ax.axis("off")
-                ax.text(0.5, 0.5, "not recorded", ha="center", va="center", color="0.4")
+                _empty_panel(ax, "not recorded")
                 continue
             data = df.assign(value=values)
             sns.barplot(
@@ -297,17 +310,14 @@ def timing(runs: pd.DataFrame, path: str | Path) -> Path:
                 legend=False,
                 ax=ax,
             )
-            for container in ax.containers:
-                ax.bar_label(
-                    container, fmt=fmt.format, label_type="center", color="white", fontsize=9, fontweight="bold"
-                )
+            _label_bars(ax, fmt)
             ax.set(xlabel=None, ylabel=None)
         devices = "; ".join(
             f"{label(f)}: {', '.join(sorted(set(map(str, runs.loc[runs['framework'] == f, 'device_text']))))}"
             for f in frameworks
         )
         fig.suptitle(f"Speed (mean over seeds{', ±1 sd' if errorbar else ''}); {devices}", fontsize=11)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def disagreements(
@@ -352,7 +362,7 @@ def disagreements(
                 )
         fig.suptitle(f"{title}: {len(shown)} of {idx.size} disagreements", fontsize=12)
         fig.tight_layout()
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def drift(history: pd.DataFrame, a: str, b: str, path: str | Path, protocol: str) -> Path:
@@ -383,7 +393,7 @@ def drift(history: pd.DataFrame, a: str, b: str, path: str | Path, protocol: str
         axes[0].plot([], [], color="black", lw=2.2, label="mean over seeds")
         axes[0].legend(fontsize=8, loc="upper left")
         fig.suptitle(f"Drift between {label(b)} and {label(a)}, paired by seed ({protocol})", fontsize=12)
-        return _save(fig, path)
+        return save(fig, path)
 
 
 def ablation_gap(per_seed: pd.DataFrame, analysis: Mapping, path: str | Path) -> Path:
@@ -455,4 +465,60 @@ def ablation_gap(per_seed: pd.DataFrame, analysis: Mapping, path: str | Path) ->
         fig.suptitle(
             "From the article's setup to the controlled protocol, one factor at a time (cumulative)", fontsize=12
         )
-        return _save(fig, path)
+        return save(fig, path)
+
+
+def benchmark(
+    seconds: pd.DataFrame,
+    order: Sequence[str],
+    frameworks: Sequence[str],
+    images: int,
+    scaling: pd.DataFrame | None,
+    scaling_command: str | None,
+    path: str | Path,
+) -> Path:
+    """The benchmark. Left: seconds per epoch per variant and framework (bar: median, dots: repetitions).
+
+    ``seconds``: one row per timed epoch, columns Framework (display name), variant (in ``order``)
+    and seconds. Right: ``scaling`` (columns seeds, seconds), the whole tiny pipeline's wall time
+    against the number of seeds with ``scaling_command``; None when it was not measured.
+    """
+    colors = palette(frameworks)
+    with _style():
+        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+        ax = axes[0]
+        common = {
+            "data": seconds,
+            "x": "variant",
+            "y": "seconds",
+            "hue": "Framework",
+            "order": order,
+            "palette": colors,
+        }
+        sns.barplot(**common, estimator="median", errorbar=None, alpha=0.85, ax=ax)
+        sns.stripplot(
+            **common, dodge=True, color="black", size=4, legend=False, ax=ax, edgecolor="black", linewidth=0.6
+        )
+        _label_bars(ax, "{:.2f}")
+        ax.set(xlabel=None, ylabel="seconds per epoch")
+        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(colors), title=None, frameon=False)
+        ax.set_title(f"Training, {images:,} images per epoch (bar: median; dots: each run)")
+        ax = axes[1]
+        if scaling is None:
+            _empty_panel(ax, "pipeline scaling not measured\n(--skip-pipeline)")
+            return save(fig, path)
+        ax.plot(scaling["seeds"], scaling["seconds"], marker="o", color="0.25")
+        for _, r in scaling.iterrows():
+            ax.annotate(
+                f"{r['seconds']:.0f} s",
+                (r["seeds"], r["seconds"]),
+                textcoords="offset points",
+                xytext=(0, 7),
+                ha="center",
+                fontsize=9,
+            )
+        ax.set_xticks(scaling["seeds"])
+        ax.set_ylim(0, scaling["seconds"].max() * 1.15)
+        ax.set(xlabel="seeds", ylabel="wall time (s)")
+        ax.set_title(f"Whole tiny pipeline from scratch ({scaling_command})")
+        return save(fig, path)

@@ -27,28 +27,19 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from . import figures, stats
+from . import article, figures, stats
 from .atomic import write_json, write_text
 from .classification import classification_metrics
 from .dataset import load_prepared
 from .errors import PipelineError
 from .protocol import HISTORY_COLUMNS
 from .render import data_uri, environment, image_link, markdown_to_html, md_link
-from .report_files import FIGURES, FRAMEWORK_NAMES, confusion_csv
+from .report_common import FIGURES, FRAMEWORK_NAMES, PAIR, confusion_csv, device_text, read_json, require_files
 
 log = logging.getLogger(__name__)
 
 # history.csv must hold at least the columns DESIGN.md promises (the train step writes more).
 REQUIRED_HISTORY_COLUMNS = HISTORY_COLUMNS[:6]
-# Differences are always the second minus the first: TensorFlow minus PyTorch.
-PAIR = ("torch", "tensorflow")
-
-# The article's published numbers, one run each. Its PyTorch code printed 100 * correct // total,
-# so "89" means an accuracy in [89, 90): kept as an interval, never as the number 89.
-ARTICLE = {
-    "torch": {"shown": "89 %", "low": 89.0, "high": 90.0, "how": "`100 * correct // total`, integer-truncated"},
-    "tensorflow": {"shown": "91.34 %", "low": 91.34, "high": 91.34, "how": "two decimals"},
-}
 REPORT_LIBRARIES = ("numpy", "scipy", "statsmodels", "pandas", "matplotlib", "seaborn", "jinja2", "markdown-it-py")
 
 
@@ -87,16 +78,6 @@ def run_files(runs_dir: Path, predictions_dir: Path, framework: str, seed: int) 
         "run": folder / "run.json",
         "predictions": Path(predictions_dir) / framework / f"seed{seed}.npz",
     }
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise PipelineError(f"{path} is not readable JSON ({e}); rerun the step that writes it") from e
-    if not isinstance(obj, dict):
-        raise PipelineError(f"{path} must hold a JSON object, got {type(obj).__name__}")
-    return obj
 
 
 def _read_history(path: Path) -> pd.DataFrame:
@@ -185,15 +166,11 @@ def load_inputs(params: dict, runs_dir: Path, predictions_dir: Path, cache: Path
     """Read every input; one PipelineError lists all missing files at once."""
     frameworks, seeds = list(params["frameworks"]), list(params["seeds"])
     files = {(f, s): run_files(runs_dir, predictions_dir, f, s) for f in frameworks for s in seeds}
-    missing = [str(p) for paths in files.values() for p in paths.values() if not p.is_file()]
-    if not Path(cache).is_file():
-        missing.append(str(cache))
-    if missing:
-        listing = "\n".join(f"  - {m}" for m in missing)
-        raise PipelineError(
-            f"the report needs {len(missing)} file(s) that do not exist (run the train and evaluate "
-            f"steps for every framework and seed in params.yaml first):\n{listing}"
-        )
+    require_files(
+        [*(p for paths in files.values() for p in paths.values()), Path(cache)],
+        "the report",
+        "run the train and evaluate steps for every framework and seed in params.yaml first",
+    )
     arrays, meta = load_prepared(cache)
     y_test = arrays["y_test"].astype(np.int64)
     class_names = list(meta["class_names"])
@@ -204,8 +181,8 @@ def load_inputs(params: dict, runs_dir: Path, predictions_dir: Path, cache: Path
         r = Run(
             framework=f,
             seed=s,
-            metrics=_read_json(paths["metrics"]),
-            run=_read_json(paths["run"]),
+            metrics=read_json(paths["metrics"]),
+            run=read_json(paths["run"]),
             history=_read_history(paths["history"]),
             y_pred=_read_predictions(paths["predictions"], len(y_test)),
             files=paths,
@@ -246,13 +223,6 @@ def _distinct(values):
     return ", ".join(map(str, distinct)) or None
 
 
-def device_text(run: dict) -> str:
-    device, name = run.get("device"), run.get("device_name")
-    if device and name and str(name).lower() != str(device).lower():
-        return f"{device} ({name})"
-    return str(device or name or "n/a")
-
-
 TIMING_FIELDS = {
     # column: (where, key)
     "train_seconds": ("run", "train_seconds"),
@@ -286,84 +256,84 @@ def runs_table(inp: Inputs) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+ENVIRONMENT_KEYS = (
+    "framework_version",
+    "python_version",
+    "numpy_version",
+    "device",
+    "device_name",
+    "n_parameters",
+    "deterministic",
+    "tf32",
+    "epochs",
+    "batch_size",
+    "n_train",
+)
+
+
 def analyze(inp: Inputs) -> dict:
     """Every number of the report, as plain data (also what the template sees)."""
     table = runs_table(inp)
     acc = {f: {s: inp.runs[(f, s)].metrics["test_accuracy"] for s in inp.seeds} for f in inp.frameworks}
     per_run = {key: classification_metrics(inp.y_test, r.y_pred, inp.class_names) for key, r in inp.runs.items()}
-    frameworks = {}
-    for f in inp.frameworks:
-        rows = table[table["framework"] == f]
-        timing = {}
-        for column in TIMING_FIELDS:
-            mean, std = _mean_std(rows[column].tolist())
-            timing[column] = {"mean": mean, "std": std}
-        runs_f = [inp.runs[(f, s)].run for s in inp.seeds]
-        frameworks[f] = {
-            "name": FRAMEWORK_NAMES.get(f, f),
-            "accuracy": stats.summarize([acc[f][s] for s in inp.seeds]),
-            "per_seed": {s: acc[f][s] for s in inp.seeds},
-            "test_loss_mean": float(rows["test_loss"].mean()),
-            "test_loss_per_seed": {s: inp.runs[(f, s)].metrics["test_loss"] for s in inp.seeds},
-            "macro_f1_mean": float(np.mean([per_run[(f, s)]["macro_f1"] for s in inp.seeds])),
-            "timing": timing,
-            "device": _distinct(device_text(r) for r in runs_f),
-            "environment": {
-                key: _distinct(r.get(key) for r in runs_f)
-                for key in (
-                    "framework_version",
-                    "python_version",
-                    "numpy_version",
-                    "device",
-                    "device_name",
-                    "n_parameters",
-                    "deterministic",
-                    "tf32",
-                    "epochs",
-                    "batch_size",
-                    "n_train",
-                )
-            },
-            "n_parameters": _distinct(r.get("n_parameters") for r in runs_f),
-        }
-    result = {
-        "frameworks": frameworks,
+    return {
+        "frameworks": {f: framework_summary(inp, table, acc[f], per_run, f) for f in inp.frameworks},
         "seeds": inp.seeds,
         "n_test": len(inp.y_test),
         "class_names": inp.class_names,
         "per_run": per_run,
         "table": table,
-        "pair": None,
+        "pair": pair_analysis(inp, acc) if all(f in inp.frameworks for f in PAIR) else None,
     }
-    if all(f in inp.frameworks for f in PAIR):
-        a, b = PAIR
-        paired = stats.paired_tests(acc[a], acc[b])
-        mcn = {s: stats.mcnemar_test(inp.y_test, inp.runs[(a, s)].y_pred, inp.runs[(b, s)].y_pred) for s in inp.seeds}
-        pvals = [m["pvalue"] for m in mcn.values() if m["pvalue"] is not None]
-        result["pair"] = {
-            "a": a,
-            "b": b,
-            "paired": paired,
-            # By seed, so the report can follow params.yaml's seed order (paired["differences"]
-            # follows sorted seeds).
-            "difference_by_seed": dict(zip(paired["seeds"], paired["differences"], strict=True)),
-            "mcnemar": mcn,
-            "mcnemar_significant": sum(p < stats.ALPHA for p in pvals),
-            "mcnemar_pvalue_min": min(pvals) if pvals else None,
-            "mcnemar_pvalue_max": max(pvals) if pvals else None,
-            "agreement_mean": float(np.mean([m["agreement"] for m in mcn.values()])),
-            "verdict": stats.verdict(paired, mcn, FRAMEWORK_NAMES[a], FRAMEWORK_NAMES[b]),
-            "article_gap": article_gap(),
-        }
-        result["pair"]["verdict"].append(article_comparison(result["pair"]["article_gap"], paired))
-    return result
 
 
-def article_gap() -> dict:
-    """The article's TensorFlow-minus-PyTorch gap in points, as the interval its numbers allow."""
-    tf, pt = ARTICLE["tensorflow"], ARTICLE["torch"]
-    # PyTorch in [low, high): the gap is in (tf - high, tf - low].
-    return {"low": tf["low"] - pt["high"], "high": tf["high"] - pt["low"], "open_low": pt["high"] > pt["low"]}
+def framework_summary(inp: Inputs, table: pd.DataFrame, acc: dict, per_run: dict, f: str) -> dict:
+    """One framework over the seeds: accuracy, loss, macro F1, timings, device and environment."""
+    rows = table[table["framework"] == f]
+    timing = {}
+    for column in TIMING_FIELDS:
+        mean, std = _mean_std(rows[column].tolist())
+        timing[column] = {"mean": mean, "std": std}
+    runs_f = [inp.runs[(f, s)].run for s in inp.seeds]
+    return {
+        "name": FRAMEWORK_NAMES.get(f, f),
+        "accuracy": stats.summarize([acc[s] for s in inp.seeds]),
+        "per_seed": {s: acc[s] for s in inp.seeds},
+        "test_loss_mean": float(rows["test_loss"].mean()),
+        "test_loss_per_seed": {s: inp.runs[(f, s)].metrics["test_loss"] for s in inp.seeds},
+        "macro_f1_mean": float(np.mean([per_run[(f, s)]["macro_f1"] for s in inp.seeds])),
+        "timing": timing,
+        "device": _distinct(device_text(r) for r in runs_f),
+        "environment": {key: _distinct(r.get(key) for r in runs_f) for key in ENVIRONMENT_KEYS},
+        "n_parameters": _distinct(r.get("n_parameters") for r in runs_f),
+    }
+
+
+def pair_analysis(inp: Inputs, acc: dict) -> dict:
+    """TensorFlow against PyTorch, paired by seed: the tests, McNemar per seed, the verdict and the article."""
+    a, b = PAIR
+    paired = stats.paired_tests(acc[a], acc[b])
+    mcn = {s: stats.mcnemar_test(inp.y_test, inp.runs[(a, s)].y_pred, inp.runs[(b, s)].y_pred) for s in inp.seeds}
+    pvals = [m["pvalue"] for m in mcn.values() if m["pvalue"] is not None]
+    gap = article.gap()
+    return {
+        "a": a,
+        "b": b,
+        "paired": paired,
+        # By seed, so the report can follow params.yaml's seed order (paired["differences"]
+        # follows sorted seeds).
+        "difference_by_seed": dict(zip(paired["seeds"], paired["differences"], strict=True)),
+        "mcnemar": mcn,
+        "mcnemar_significant": sum(p < stats.ALPHA for p in pvals),
+        "mcnemar_pvalue_min": min(pvals) if pvals else None,
+        "mcnemar_pvalue_max": max(pvals) if pvals else None,
+        "agreement_mean": float(np.mean([m["agreement"] for m in mcn.values()])),
+        "verdict": [
+            *stats.verdict(paired, mcn, FRAMEWORK_NAMES[a], FRAMEWORK_NAMES[b]),
+            article_comparison(gap, paired),
+        ],
+        "article_gap": gap,
+    }
 
 
 def article_comparison(gap: dict, paired: dict) -> str:
@@ -449,9 +419,11 @@ def make_figures(inp: Inputs, analysis: dict, figures_dir: Path) -> dict[str, Pa
     history = pd.concat([r.history.assign(framework=f, seed=s) for (f, s), r in inp.runs.items()], ignore_index=True)
     table = analysis["table"]
     figures.learning_curves(history, paths["learning_curves"])
-    article = {f: (ARTICLE[f]["low"], ARTICLE[f]["high"]) for f in inp.frameworks if f in ARTICLE}
+    published = {
+        f: (article.PUBLISHED[f]["low"], article.PUBLISHED[f]["high"]) for f in inp.frameworks if f in article.PUBLISHED
+    }
     figures.accuracy_per_seed(
-        table, {f: fw["accuracy"] for f, fw in analysis["frameworks"].items()}, paths["accuracy_per_seed"], article
+        table, {f: fw["accuracy"] for f, fw in analysis["frameworks"].items()}, paths["accuracy_per_seed"], published
     )
     per_run = analysis["per_run"]
     cms = {f: np.sum([per_run[(f, s)]["confusion_matrix"] for s in inp.seeds], axis=0) for f in inp.frameworks}
@@ -519,8 +491,8 @@ def load_ablation(path: Path) -> dict:
     target; it must be a relative ``.md`` path, so a link from a file cannot point anywhere else.
     """
     path = Path(path)
-    obj = _read_json(path)
     rerun = "rerun the ablation step (dvc repro ablation / snakemake ablation)"
+    obj = read_json(path, rerun)
     sentences = obj.get("summary")
     if not (isinstance(sentences, list) and len(sentences) == 2 and all(isinstance(x, str) for x in sentences)):
         raise PipelineError(f"{path} lacks its two summary sentences under 'summary'; {rerun}")
@@ -559,7 +531,7 @@ def render_markdown(inp: Inputs, analysis: dict, figure_src: dict[str, str], abl
         "params": inp.params,
         "train": train,
         "model": inp.params["model"],
-        "article": ARTICLE,
+        "article": {"published": article.PUBLISHED, "code": article.CODE, "truncation": article.TRUNCATED_ACCURACY},
         "alpha": stats.ALPHA,
         "wilcoxon_method_words": stats.WILCOXON_METHOD_WORDS,
         "cache": inp.cache_meta,

@@ -107,6 +107,26 @@ WILCOXON_METHOD_WORDS = {
 }
 
 
+def plural(n: int, word: str) -> str:
+    """ "1 seed", "3 seeds"."""
+    return f"{n} {word}{'s' if n != 1 else ''}"
+
+
+def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
+    """The two-sided t quantile of a ``confidence`` interval with ``df`` degrees of freedom."""
+    return sps.t.ppf(0.5 + confidence / 2, df)
+
+
+def prediction_interval(mean: float, std: float, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Where one more value would fall with ``confidence``: mean +- t(n - 1) * sd * sqrt(1 + 1/n).
+
+    Unlike the CI of the mean it does not shrink to a point as seeds are added: it is what a
+    single published run (the article's) must be compared with. Needs n >= 2.
+    """
+    half = t_quantile(n - 1, confidence) * std * math.sqrt(1 + 1 / n)
+    return mean - half, mean + half
+
+
 def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: float = CONFIDENCE) -> dict:
     """Paired by seed: the differences b - a, a paired t-test and a Wilcoxon signed-rank test.
 
@@ -141,55 +161,57 @@ def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: flo
         "pi_note": None,
     }
     if n < 2:
-        reason = f"{n} paired seed{'s' if n != 1 else ''}: a paired test needs at least 2"
-        out["t_note"] = out["wilcoxon_note"] = reason
+        out["t_note"] = out["wilcoxon_note"] = f"{plural(n, 'paired seed')}: a paired test needs at least 2"
         out["pi_note"] = (
-            f"{n} paired seed{'s' if n != 1 else ''}: the spread of a single run's difference "
-            "needs at least 2 to be estimated"
+            f"{plural(n, 'paired seed')}: the spread of a single run's difference needs at least 2 to be estimated"
         )
         return out
+    low, high = prediction_interval(out["mean_difference"], out["std_difference"], n, confidence)
+    out.update(pi_low=_num(low), pi_high=_num(high))
+    out.update(_paired_t_test(xa, xb, d, confidence))
+    out.update(_wilcoxon_test(d))
+    return out
 
-    # Where one more run's difference would fall: mean_d +- t(n-1) * sd_d * sqrt(1 + 1/n).
-    # Unlike the CI of the mean it does not shrink to a point as seeds are added: it is what a
-    # single published run (the article's) must be compared with.
-    half = sps.t.ppf(0.5 + confidence / 2, n - 1) * out["std_difference"] * math.sqrt(1 + 1 / n)
-    out.update(pi_low=_num(out["mean_difference"] - half), pi_high=_num(out["mean_difference"] + half))
 
+def _paired_t_test(xa: np.ndarray, xb: np.ndarray, d: np.ndarray, confidence: float) -> dict:
+    """scipy's ttest_rel of b against a, or why it is undefined (every difference the same)."""
+    n = d.size
     if np.ptp(d) == 0:
         what = "zero" if d[0] == 0 else f"equal ({pp(d[0]):+.2f} percentage points)"
-        out["t_note"] = f"all {n} differences are {what}: zero variance, the t-test is undefined"
-        out.update(ci_low=float(d[0]), ci_high=float(d[0]))
-    else:
-        t = sps.ttest_rel(xb, xa)
-        ci = t.confidence_interval(confidence)
-        out.update(
-            t_statistic=_num(t.statistic),
-            t_df=int(t.df),
-            t_pvalue=_num(t.pvalue),
-            ci_low=_num(ci.low),
-            ci_high=_num(ci.high),
-        )
+        note = f"all {n} differences are {what}: zero variance, the t-test is undefined"
+        return {"t_note": note, "ci_low": float(d[0]), "ci_high": float(d[0])}
+    t = sps.ttest_rel(xb, xa)
+    ci = t.confidence_interval(confidence)
+    return {
+        "t_statistic": _num(t.statistic),
+        "t_df": int(t.df),
+        "t_pvalue": _num(t.pvalue),
+        "ci_low": _num(ci.low),
+        "ci_high": _num(ci.high),
+    }
 
-    nonzero = out["wilcoxon_n_nonzero"]
+
+def _wilcoxon_test(d: np.ndarray) -> dict:
+    """scipy's Wilcoxon signed-rank test of the differences, with the null distribution it used."""
+    n, nonzero = d.size, int(np.count_nonzero(d))
     if nonzero == 0:
-        out["wilcoxon_note"] = f"all {n} differences are zero: nothing to rank"
-    else:
-        method = wilcoxon_method(d)
-        out["wilcoxon_method"] = method
-        if method != "asymptotic":
-            # An exact null distribution has a floor (2 / 2^nonzero); the normal approximation
-            # has none worth quoting, so the report only states the floor where it exists.
-            out["wilcoxon_smallest_p"] = wilcoxon_smallest_p(nonzero)
-        # zero_method="wilcox" (scipy's default) drops zero differences, as Wilcoxon proposed.
-        # The method is the one scipy's "auto" would pick, passed explicitly so that the report
-        # can name it: only "exact" and "permutation" give an exact p-value.
-        scipy_method = sps.PermutationMethod() if method == "permutation" else method
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns about small samples
-            w = sps.wilcoxon(d, zero_method="wilcox", method=scipy_method)
-        out.update(wilcoxon_statistic=_num(w.statistic), wilcoxon_pvalue=_num(w.pvalue))
-        if nonzero < n:
-            out["wilcoxon_note"] = f"{n - nonzero} zero difference(s) dropped (zero_method='wilcox')"
+        return {"wilcoxon_note": f"all {n} differences are zero: nothing to rank"}
+    method = wilcoxon_method(d)
+    out: dict = {"wilcoxon_method": method}
+    if method != "asymptotic":
+        # An exact null distribution has a floor (2 / 2^nonzero); the normal approximation
+        # has none worth quoting, so the report only states the floor where it exists.
+        out["wilcoxon_smallest_p"] = wilcoxon_smallest_p(nonzero)
+    # zero_method="wilcox" (scipy's default) drops zero differences, as Wilcoxon proposed.
+    # The method is the one scipy's "auto" would pick, passed explicitly so that the report
+    # can name it: only "exact" and "permutation" give an exact p-value.
+    scipy_method = sps.PermutationMethod() if method == "permutation" else method
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns about small samples
+        w = sps.wilcoxon(d, zero_method="wilcox", method=scipy_method)
+    out.update(wilcoxon_statistic=_num(w.statistic), wilcoxon_pvalue=_num(w.pvalue))
+    if nonzero < n:
+        out["wilcoxon_note"] = f"{n - nonzero} zero difference(s) dropped (zero_method='wilcox')"
     return out
 
 
@@ -246,80 +268,88 @@ def verdict(
     alpha: float = ALPHA,
 ) -> list[str]:
     """Plain-language conclusions, each derived from the numbers passed in (b - a differences)."""
-    lines = []
-    n = paired["n_pairs"]
-    seeds_word = f"{n} paired seed{'s' if n != 1 else ''}"
-    p_t = paired["t_pvalue"]
-    mean_d = paired["mean_difference"]
+    lines = [_t_test_sentence(paired, name_a, name_b, alpha)]
+    wilcoxon = _wilcoxon_sentence(paired, alpha)
+    if wilcoxon is not None:
+        lines.append(wilcoxon)
+    if mcnemar_by_seed:
+        lines.append(_mcnemar_sentence(list(mcnemar_by_seed.values()), name_a, name_b, alpha))
+    return lines
+
+
+def _t_test_sentence(paired: dict, name_a: str, name_b: str, alpha: float) -> str:
+    """The mean difference over seeds and what the paired t-test says of it."""
+    seeds_word = plural(paired["n_pairs"], "paired seed")
+    p_t, mean_d = paired["t_pvalue"], paired["mean_difference"]
     if mean_d is None:
-        lines.append("No seed has results for both frameworks, so they cannot be compared.")
-    elif p_t is None:
-        lines.append(
+        return "No seed has results for both frameworks, so they cannot be compared."
+    if p_t is None:
+        return (
             f"No paired t-test across seeds: {paired['t_note']}. "
             f"{name_b} minus {name_a} = {pp(mean_d):+.2f} percentage points over {seeds_word}."
         )
-    else:
-        ci = f"95 % CI {pp(paired['ci_low']):+.2f} to {pp(paired['ci_high']):+.2f}"
-        if p_t < alpha:
-            better, worse = (name_b, name_a) if mean_d > 0 else (name_a, name_b)
-            lines.append(
-                f"{better} is more accurate than {worse}, by {abs(pp(mean_d)):.2f} percentage points "
-                f"on average over {seeds_word} ({name_b} minus {name_a}: {ci}; "
-                f"paired t-test p = {format_p(p_t)} < {alpha})."
-            )
-        else:
-            lines.append(
-                f"No significant difference in test accuracy at alpha = {alpha}: {name_b} minus "
-                f"{name_a} = {pp(mean_d):+.2f} percentage points on average over {seeds_word} "
-                f"({ci}; paired t-test p = {format_p(p_t)})."
-            )
-
-    p_w = paired["wilcoxon_pvalue"]
-    smallest = paired["wilcoxon_smallest_p"]
-    if p_w is None:
-        if paired["wilcoxon_note"] and n >= 2:
-            lines.append(f"No Wilcoxon signed-rank test: {paired['wilcoxon_note']}.")
-    else:
-        text = f"The Wilcoxon signed-rank test gives p = {format_p(p_w)}"
-        if smallest is not None and smallest >= alpha:
-            text += (
-                f"; with {paired['wilcoxon_n_nonzero']} non-zero differences its smallest possible "
-                f"p-value is {format_p(smallest)}, so on its own it cannot reach significance at "
-                f"alpha = {alpha}"
-            )
-        elif p_t is not None and (p_w < alpha) != (p_t < alpha):
-            text += ", which disagrees with the t-test: treat the difference as uncertain"
-        elif p_t is not None:
-            text += ", in line with the t-test"
-        lines.append(text + ".")
-
-    if mcnemar_by_seed:
-        results = list(mcnemar_by_seed.values())
-        pvals = [r["pvalue"] for r in results if r["pvalue"] is not None]
-        significant = [r for r in results if r["pvalue"] is not None and r["pvalue"] < alpha]
-        agree = [pp(r["agreement"]) for r in results if r["agreement"] is not None]
-        k, m = len(significant), len(results)
-        text = (
-            f"Per seed, the exact McNemar test on the same {results[0]['n']:,} test images finds a "
-            f"significant difference (p < {alpha}) in {k} of {m} seed{'s' if m != 1 else ''}"
+    ci = f"95 % CI {pp(paired['ci_low']):+.2f} to {pp(paired['ci_high']):+.2f}"
+    if p_t < alpha:
+        better, worse = (name_b, name_a) if mean_d > 0 else (name_a, name_b)
+        return (
+            f"{better} is more accurate than {worse}, by {abs(pp(mean_d)):.2f} percentage points "
+            f"on average over {seeds_word} ({name_b} minus {name_a}: {ci}; "
+            f"paired t-test p = {format_p(p_t)} < {alpha})."
         )
-        if pvals:
-            low, high = min(pvals), max(pvals)
-            text += f" (p = {format_p(low)})" if m == 1 else f" (p from {format_p(low)} to {format_p(high)})"
-        if significant:
-            b_ahead = sum(r["only_b"] > r["only_a"] for r in significant)
-            parts = []
-            if b_ahead:
-                parts.append(f"{name_b} ahead in {b_ahead}")
-            if k - b_ahead:
-                parts.append(f"{name_a} ahead in {k - b_ahead}")
-            text += ": " + ", ".join(parts)
-        if agree:
-            span = (
-                f"{min(agree):.1f} %"
-                if len(agree) == 1 or min(agree) == max(agree)
-                else (f"{min(agree):.1f} to {max(agree):.1f} %")
-            )
-            text += f". The two frameworks predict the same class for {span} of the test images"
-        lines.append(text + ".")
-    return lines
+    return (
+        f"No significant difference in test accuracy at alpha = {alpha}: {name_b} minus "
+        f"{name_a} = {pp(mean_d):+.2f} percentage points on average over {seeds_word} "
+        f"({ci}; paired t-test p = {format_p(p_t)})."
+    )
+
+
+def _wilcoxon_sentence(paired: dict, alpha: float) -> str | None:
+    """The Wilcoxon test's p-value and whether it can, and does, agree with the t-test."""
+    p_w, p_t, smallest = paired["wilcoxon_pvalue"], paired["t_pvalue"], paired["wilcoxon_smallest_p"]
+    if p_w is None:
+        if paired["wilcoxon_note"] and paired["n_pairs"] >= 2:
+            return f"No Wilcoxon signed-rank test: {paired['wilcoxon_note']}."
+        return None
+    text = f"The Wilcoxon signed-rank test gives p = {format_p(p_w)}"
+    if smallest is not None and smallest >= alpha:
+        text += (
+            f"; with {paired['wilcoxon_n_nonzero']} non-zero differences its smallest possible "
+            f"p-value is {format_p(smallest)}, so on its own it cannot reach significance at "
+            f"alpha = {alpha}"
+        )
+    elif p_t is not None and (p_w < alpha) != (p_t < alpha):
+        text += ", which disagrees with the t-test: treat the difference as uncertain"
+    elif p_t is not None:
+        text += ", in line with the t-test"
+    return text + "."
+
+
+def _mcnemar_sentence(results: list[dict], name_a: str, name_b: str, alpha: float) -> str:
+    """In how many seeds McNemar's test finds a difference, who is ahead there, how often they agree."""
+    pvals = [r["pvalue"] for r in results if r["pvalue"] is not None]
+    significant = [r for r in results if r["pvalue"] is not None and r["pvalue"] < alpha]
+    agree = [pp(r["agreement"]) for r in results if r["agreement"] is not None]
+    k, m = len(significant), len(results)
+    text = (
+        f"Per seed, the exact McNemar test on the same {results[0]['n']:,} test images finds a "
+        f"significant difference (p < {alpha}) in {k} of {plural(m, 'seed')}"
+    )
+    if pvals:
+        low, high = min(pvals), max(pvals)
+        text += f" (p = {format_p(low)})" if m == 1 else f" (p from {format_p(low)} to {format_p(high)})"
+    if significant:
+        b_ahead = sum(r["only_b"] > r["only_a"] for r in significant)
+        parts = []
+        if b_ahead:
+            parts.append(f"{name_b} ahead in {b_ahead}")
+        if k - b_ahead:
+            parts.append(f"{name_a} ahead in {k - b_ahead}")
+        text += ": " + ", ".join(parts)
+    if agree:
+        span = (
+            f"{min(agree):.1f} %"
+            if len(agree) == 1 or min(agree) == max(agree)
+            else (f"{min(agree):.1f} to {max(agree):.1f} %")
+        )
+        text += f". The two frameworks predict the same class for {span} of the test images"
+    return text + "."

@@ -59,9 +59,9 @@ rule ablation:
         code=[
             "src/lenet_compare/ablation.py",
             "src/lenet_compare/ablation_report.py",
-            "src/lenet_compare/report.py",
+            "src/lenet_compare/article.py",
             "src/lenet_compare/render.py",
-            "src/lenet_compare/report_files.py",
+            "src/lenet_compare/report_common.py",
             "src/lenet_compare/stats.py",
             "src/lenet_compare/figures.py",
             "src/lenet_compare/templates/ablation.md.j2",

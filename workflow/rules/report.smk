@@ -1,7 +1,7 @@
 # The report: statistics over seeds, paired tests, figures, report.md + report.html, metrics.json.
 # It reads every run's files (DESIGN.md) and the prepared cache (test labels and images); no
 # framework is imported. Same command line as the DVC stage `report`.
-from lenet_compare.report_files import FIGURES, SCREENSHOT
+from lenet_compare.report_common import FIGURES, SCREENSHOT
 
 
 rule report:
@@ -31,11 +31,12 @@ rule report:
         script="workflow/scripts/report.py",
         code=[
             "src/lenet_compare/report.py",
+            "src/lenet_compare/article.py",
             "src/lenet_compare/render.py",
             "src/lenet_compare/stats.py",
             "src/lenet_compare/figures.py",
             "src/lenet_compare/classification.py",
-            "src/lenet_compare/report_files.py",
+            "src/lenet_compare/report_common.py",
             "src/lenet_compare/dataset.py",
             "src/lenet_compare/protocol.py",
             "src/lenet_compare/templates/report.md.j2",

@@ -1,21 +1,21 @@
-"""Step `benchmark`: training speed per path and framework, memory, evaluation speed and pipeline overhead.
+"""Step `benchmark`: training speed per variant and framework, memory, evaluation speed and pipeline overhead.
 
-Each framework is measured in processes of its own (lenet_compare.bench_training): its paths
+Each framework is measured in processes of its own (lenet_compare.bench_training): its variants
 (ours, its plain loop and, for PyTorch, the article's DataLoader loop) take turns after warm-up.
 Then the pipeline's no-op overhead and its wall time against the number of seeds are measured
 in temporary copies of the repository (lenet_compare.bench_pipeline). Writes benchmark.json
-(raw timings, medians, ratios, targets, the machine), benchmark.md and a figure
-(lenet_compare.bench_report). Not part of the default target: it takes about 20 minutes on 2 CPU cores (estimated).
+(raw timings, medians, ratios, targets, the machine), then benchmark.md from that JSON and a
+figure (lenet_compare.bench_report). Not part of the default target: it takes about 20 minutes
+on 2 CPU cores (estimated).
 """
 
-import os
 import shlex
 import sys
 import tempfile
 from pathlib import Path
 
 from lenet_compare import bench_pipeline, bench_report, bench_training, cli
-from lenet_compare.atomic import write_json, write_text
+from lenet_compare.atomic import write_json
 from lenet_compare.backends import FRAMEWORKS
 from lenet_compare.config import load_params
 
@@ -57,7 +57,7 @@ def main(args) -> None:
     result = bench_report.summarize(measured, pipeline, settings, command)
     bench_report.figure(result, args.figure)
     write_json(args.out_json, result)
-    write_text(args.out_md, bench_report.markdown(result, os.path.relpath(args.figure, args.out_md.parent)))
+    bench_report.write_markdown(args.out_json, args.out_md, args.figure)
     for t in result["targets"]:
         cli.log.info("target %s: %s %s %s -> %s", t["id"], t["value"], t["comparison"], t["threshold"], t["met"])
     cli.log.info("wrote %s, %s and %s", args.out_json, args.out_md, args.figure)
@@ -83,8 +83,8 @@ if __name__ == "__main__":
     p.add_argument("--out-md", type=Path, required=True, help="output: benchmark.md")
     p.add_argument("--figure", type=Path, required=True, help="output: the figure (PNG)")
     p.add_argument("--images", type=int, default=60000, help="training images per epoch (default 60000)")
-    p.add_argument("--repeats", type=int, default=3, help="timed epochs per path (default 3)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed epochs per path first (default 1)")
+    p.add_argument("--repeats", type=int, default=3, help="timed epochs per variant (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed epochs per variant first (default 1)")
     p.add_argument("--frameworks", type=frameworks, default=list(FRAMEWORKS), help="comma-separated (default both)")
     p.add_argument("--skip-pipeline", action="store_true", help="skip the no-op overhead and seeds scaling runs")
     p.add_argument("--noop-repeats", type=int, default=3, help="runs of each no-op command (default 3)")
