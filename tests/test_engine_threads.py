@@ -47,9 +47,9 @@ def test_both_engines_train_and_predict_the_same(both_engines, framework):
     history = history_without_timings(by_snakemake / runs / "history.csv")
     assert len(history) == 2
     assert history == history_without_timings(by_dvc / runs / "history.csv")
-    with np.load(by_snakemake / f"data/predictions/{framework}/seed0.npz") as a:
-        with np.load(by_dvc / f"data/predictions/{framework}/seed0.npz") as b:
-            assert np.array_equal(a["logits"], b["logits"]) and np.array_equal(a["y_pred"], b["y_pred"])
+    predictions = f"data/predictions/{framework}/seed0.npz"
+    with np.load(by_snakemake / predictions) as a, np.load(by_dvc / predictions) as b:
+        assert np.array_equal(a["logits"], b["logits"]) and np.array_equal(a["y_pred"], b["y_pred"])
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
