@@ -9,7 +9,7 @@ from synthetic_runs import params_for, write_runs
 
 from lenet_compare.browser import check_page, missing_tools
 from lenet_compare.report import build
-from lenet_compare.report_files import FIGURES
+from lenet_compare.report_common import FIGURES
 
 MISSING = missing_tools()
 pytestmark = pytest.mark.skipif(

@@ -4,14 +4,19 @@ message, and the first finishes with correct outputs (real, tiny runs).
 Snakemake locks the outputs (and inputs) of its whole DAG in .snakemake/locks/ before it runs
 anything ("Directory cannot be locked"). DVC locks the outputs and dependencies of each stage
 as the stage starts (.dvc/tmp/rwlock); the second run stops at the first stage the other one
-holds, naming its PID ("... is busy, it is being blocked by: (PID n) ..."), possibly after
-running a stage the first had not reached yet.
+holds, naming its PID ("... is busy, it is being blocked by: (PID n) ...").
+
+The overlap does not depend on how fast the machine is: the first run's training step waits
+at a gate (a `python` first on its PATH) until the second run has tried and ended, so the
+first is always mid-run, holding its locks, when the second starts.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,18 +27,47 @@ from conftest import env_with_venv, make_workspace, run, tiny_params
 
 pytestmark = pytest.mark.slow
 
-# One PyTorch training job and what it needs: about 20 s, long enough to try a second run.
+# One PyTorch training job and what it needs.
 HISTORY = "reports/runs/torch/seed0/history.csv"
 DVC_STAGE = "train@torch-0"
+# Guards against a hang, not speed targets: far beyond what any step here takes.
+HANG_SECONDS = 900
 
 
-def start(cmd: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+class Gate:
+    """A `python` to put first on the first run's PATH: the training step waits at it until
+    ``open()``; every other command goes straight to the venv's python."""
+
+    def __init__(self, folder: Path):
+        self.bin = folder / "bin"
+        self.bin.mkdir(parents=True)
+        self.reached, self.opened = folder / "reached", folder / "open"
+        shim = self.bin / "python"
+        reached, opened = shlex.quote(str(self.reached)), shlex.quote(str(self.opened))
+        python = shlex.quote(str(Path(sys.executable).parent / "python"))
+        shim.write_text(
+            "#!/bin/sh\n"
+            'if [ "$1" = workflow/scripts/train.py ]; then\n'
+            f"    touch {reached}\n"
+            "    i=0\n"
+            f"    while [ ! -e {opened} ] && [ $i -lt {HANG_SECONDS * 10} ]; do sleep 0.1; i=$((i + 1)); done\n"
+            "fi\n"
+            f'exec {python} "$@"\n'
+        )
+        shim.chmod(0o755)
+
+    def open(self) -> None:
+        self.opened.touch()
+
+
+def start(cmd: list[str], cwd: Path, log: Path, gate: Gate) -> subprocess.Popen:
+    env = env_with_venv(path_first=gate.bin)
     with log.open("w") as out:
-        return subprocess.Popen(cmd, cwd=cwd, env=env_with_venv(), stdout=out, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_until(condition, first: subprocess.Popen, log: Path, what: str, timeout: float = 120) -> None:
-    """Poll until ``condition()``; fail if the first run ends or the time runs out before."""
+def wait_until(condition, first: subprocess.Popen, log: Path, what: str, timeout: float = HANG_SECONDS) -> None:
+    """Poll until ``condition()``; fail if the first run ends (or hangs) before."""
     deadline = time.monotonic() + timeout
     while not condition():
         if first.poll() is not None:
@@ -45,7 +79,7 @@ def wait_until(condition, first: subprocess.Popen, log: Path, what: str, timeout
 
 def finish(first: subprocess.Popen, log: Path) -> str:
     try:
-        first.wait(timeout=900)
+        first.wait(timeout=HANG_SECONDS)
     except subprocess.TimeoutExpired:
         first.kill()
         first.wait()
@@ -67,14 +101,16 @@ def tiny_workspace(tmp_path: Path) -> Path:
 
 
 def test_a_second_snakemake_stops_while_the_first_runs(tiny_workspace, tmp_path):
-    log = tmp_path / "first.log"
-    first = start(["snakemake", "--cores", "1", HISTORY], tiny_workspace, log)
+    log, gate = tmp_path / "first.log", Gate(tmp_path / "gate")
+    first = start(["snakemake", "--cores", "1", HISTORY], tiny_workspace, log, gate)
     try:
         locks = tiny_workspace / ".snakemake" / "locks"
-        wait_until(lambda: locks.is_dir() and any(locks.iterdir()), first, log, "Snakemake's locks")
-        second = run(["snakemake", "--cores", "1", HISTORY], tiny_workspace, check=False, timeout=300)
+        wait_until(gate.reached.exists, first, log, "the training step")
+        assert locks.is_dir() and any(locks.iterdir()), "no lock held while the first run trains"
+        second = run(["snakemake", "--cores", "1", HISTORY], tiny_workspace, check=False, timeout=HANG_SECONDS)
         still_running = first.poll() is None
     finally:
+        gate.open()
         finish(first, log)
     output = second.stdout + second.stderr
     assert still_running, "the first run ended before the second one had tried: no overlap tested"
@@ -88,13 +124,14 @@ def test_a_second_snakemake_stops_while_the_first_runs(tiny_workspace, tmp_path)
 
 
 def test_a_second_dvc_repro_stops_while_the_first_runs(tiny_workspace, tmp_path):
-    log = tmp_path / "first.log"
-    first = start(["dvc", "repro", DVC_STAGE], tiny_workspace, log)
+    log, gate = tmp_path / "first.log", Gate(tmp_path / "gate")
+    first = start(["dvc", "repro", DVC_STAGE], tiny_workspace, log, gate)
     try:
-        wait_until(lambda: "Running stage" in log.read_text(), first, log, "a running stage")
-        second = run(["dvc", "repro", DVC_STAGE], tiny_workspace, check=False, timeout=300)
+        wait_until(gate.reached.exists, first, log, "the training stage")
+        second = run(["dvc", "repro", DVC_STAGE], tiny_workspace, check=False, timeout=HANG_SECONDS)
         still_running = first.poll() is None
     finally:
+        gate.open()
         finish(first, log)
     output = second.stdout + second.stderr
     assert still_running, "the first run ended before the second one had tried: no overlap tested"
@@ -104,10 +141,9 @@ def test_a_second_dvc_repro_stops_while_the_first_runs(tiny_workspace, tmp_path)
     blocked = re.search(rf"is busy, it is being blocked by:\s+\(PID {first.pid}\)", output)
     assert blocked or "Unable to acquire lock" in output, output
 
-    # DVC locks stage by stage, as each one starts: before it stopped, the second run may have
-    # run a stage the first had not reached yet (seen: init@0 while the first ran download; the
-    # first then found it "cached" and went on). What must hold: no stage ran twice at once, the
-    # first run succeeded and dvc.lock records every stage of the target, up to date.
+    # The first run held the training stage's lock (it waited inside it) and had finished the
+    # stages before it: the second stopped there. What must hold: the first run succeeded and
+    # dvc.lock records every stage of the target, up to date.
     assert_trained_one_epoch(tiny_workspace)
     status = run(["dvc", "status", "--with-deps", DVC_STAGE], tiny_workspace)
     assert "up to date" in status.stdout, status.stdout

@@ -4,18 +4,18 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import run
+from conftest import run, tiny_params, write_params
 
 from lenet_compare import gpu_slots
 from lenet_compare.gpu_slots import claim_gpu
 
 HOLDER = """
-import sys, time
+import logging, sys, time
 from pathlib import Path
 from lenet_compare.gpu_slots import claim_gpu
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # to stderr: says when it waits
 claim = claim_gpu(sys.argv[1].split(","), Path(sys.argv[2]), poll_seconds=0.05)
 print(claim.device_id, flush=True)
 time.sleep(float(sys.argv[3]))
@@ -26,6 +26,7 @@ def start_job(devices, lock_dir, hold_seconds=60):
     return subprocess.Popen(
         [sys.executable, "-c", HOLDER, ",".join(devices), str(lock_dir), str(hold_seconds)],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
 
@@ -48,8 +49,11 @@ def test_a_killed_job_releases_its_device(tmp_path):
         first_device, second_device = first.stdout.readline().strip(), second.stdout.readline().strip()
         assert {first_device, second_device} == {"0", "1"}
         waiting = start_job(["0", "1"], tmp_path)
-        time.sleep(0.5)
-        assert waiting.poll() is None  # both devices busy: it waits rather than doubling up
+        # Both devices busy: it says it waits (after trying both) rather than doubling up. Read
+        # from its log, not after a sleep: no guess at how long a machine takes to get there.
+        said = waiting.stderr.readline()
+        assert "are busy" in said and "waiting" in said, said
+        assert waiting.poll() is None
         os.kill(first.pid, signal.SIGKILL)  # dies without any clean-up
         first.wait()
         assert waiting.stdout.readline().strip() == first_device
@@ -93,16 +97,24 @@ def train_jobs(dry_run_output: str) -> list[str]:
     return [block for block in dry_run_output.split("\n\n") if "rule train:" in block]
 
 
+def with_threads(workspace, threads: int):
+    """The workspace's params with train.threads set (Snakemake shows threads only above 1)."""
+    write_params(workspace / "params.yaml", tiny_params(**{"train.threads": threads}))
+    return workspace
+
+
 @pytest.mark.skipif(os.path.isdir("/proc/driver/nvidia/gpus"), reason="a real GPU decides here")
-def test_snakemake_schedules_cpu_training_alone(workspace):
+def test_snakemake_gives_cpu_training_its_threads_and_no_gpu(workspace):
+    with_threads(workspace, 3)
     out = run(["snakemake", "--cores", "4", "--resources", "gpu=2", "--dry-run", "--forceall"], workspace).stdout
     jobs = train_jobs(out)
-    assert jobs and all("threads: 4" in job and "gpu=0" in job for job in jobs)
+    assert jobs and all("threads: 3" in job and "gpu=0" in job for job in jobs)
 
 
 @pytest.mark.skipif(os.path.isdir("/proc/driver/nvidia/gpus"), reason="a real GPU decides here")
-def test_snakemake_gives_gpu_training_one_gpu_and_few_threads(workspace, tmp_path, monkeypatch):
+def test_snakemake_gives_gpu_training_one_gpu_and_its_threads(workspace, tmp_path, monkeypatch):
     """With GPUs visible (a fake nvidia-smi listing two), N jobs may run side by side."""
+    with_threads(workspace, 3)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
@@ -111,4 +123,4 @@ def test_snakemake_gives_gpu_training_one_gpu_and_few_threads(workspace, tmp_pat
     smi.chmod(0o755)
     cmd = ["snakemake", "--cores", "16", "--resources", "gpu=2", "--dry-run", "--forceall"]
     jobs = train_jobs(run(cmd, workspace, path_first=fake_bin).stdout)
-    assert jobs and all("threads: 2" in job and "gpu=1" in job for job in jobs)
+    assert jobs and all("threads: 3" in job and "gpu=1" in job for job in jobs)

@@ -77,6 +77,11 @@ def test_standardize_uses_train_split_constants(tmp_path):
     mean, std = meta["normalization"]["mean"], meta["normalization"]["std"]
     assert mean == pytest.approx(unit["x_train"].mean(dtype=np.float64))
     assert std == pytest.approx(unit["x_train"].std(dtype=np.float64))
+    # Tolerances from float32 rounding, U = 2^-24 = 6e-8 (nothing here is trained). Each value
+    # z = (x - mean) / std, |z| <= 1 / std < 4 here, is within 4 U |z| < 1e-6 of the exact one
+    # (the subtraction, the division, the float32 mean and std). numpy sums the 117,600 float32
+    # values pairwise (blocks of 128 added 8 wide, then a binary tree): a chain of at most about
+    # 16 + 10 additions, so the mean (and std) err by at most ~30 U max|z| < 1e-5.
     assert std_arrays["x_train"].mean() == pytest.approx(0, abs=1e-5)
     assert std_arrays["x_train"].std() == pytest.approx(1, abs=1e-4)
     np.testing.assert_allclose(std_arrays["x_test"], (unit["x_test"] - mean) / std, atol=1e-6)

@@ -2,7 +2,13 @@
 
 One module-scoped run per framework (2 epochs on 4,000 training images, 2,000 test images, the
 shared protocol) serves most tests. Each step runs as its own process, as under the engines,
-so torch and tensorflow never meet.
+so torch and tensorflow never meet. All on the CPU (train.device: cpu), whatever the machine has.
+
+Trained models differ from machine to machine: float rounding differs between CPUs and
+training is chaotic, so last-bit differences grow over the 250 steps. No number here is what
+one machine printed: floors come from chance (10 classes), the agreement of the two frameworks
+is compared with controls trained in the test (models that share only the initial weights or
+only the minibatch order), and repeatability is checked on the machine itself.
 """
 
 from __future__ import annotations
@@ -17,11 +23,20 @@ import numpy as np
 import pytest
 from conftest import env_with_venv, tiny_params, write_params
 
+from lenet_compare import protocol
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
 FRAMEWORKS = ("torch", "tensorflow")
 CONTRACT_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "epoch_seconds"]
 TIME_COLUMNS = {"epoch_seconds", "val_seconds"}
+N_CLASSES = 10
+CHANCE = 1 / N_CLASSES  # the accuracy of guessing, and of any constant answer on balanced classes
+
+
+def cpu_params(**overrides) -> dict:
+    """tiny_params on the CPU: on a GPU machine train.device auto would train there instead."""
+    return tiny_params(**{"train.device": "cpu", **overrides})
 
 
 def outputs(root: Path, framework: str, seed: int = 0) -> dict[str, Path]:
@@ -75,18 +90,43 @@ def evaluate(root: Path, cache: Path, framework: str, out: dict[str, Path]):
 @pytest.fixture(scope="module")
 def trained(small_cache, tmp_path_factory) -> Path:
     """A folder where both frameworks were trained and evaluated for seed 0 under tiny params."""
-    root = tmp_path_factory.mktemp("trained")
-    write_params(root / "params.yaml", tiny_params())
+    return train_and_evaluate(tmp_path_factory.mktemp("trained"), small_cache, cpu_params())
+
+
+# Each framework once more with one half of the shared protocol left out: what sharing only
+# the initial weights, or only the minibatch order, does to the agreement.
+HALF_SHARED = {"order only": {"train.init": "native"}, "init only": {"train.order": "native"}}
+
+
+@pytest.fixture(scope="module")
+def half_shared(small_cache, tmp_path_factory) -> dict[str, Path]:
+    """Folders trained and evaluated like ``trained``, but sharing only the order or the init."""
+    return {
+        kind: train_and_evaluate(tmp_path_factory.mktemp(kind.replace(" ", "_")), small_cache, cpu_params(**change))
+        for kind, change in HALF_SHARED.items()
+    }
+
+
+def train_and_evaluate(root: Path, cache: Path, params: dict) -> Path:
+    write_params(root / "params.yaml", params)
     check(step(root, "init", "--seed", "0", "--out", "data/init/seed0.npz"))
     for framework in FRAMEWORKS:
-        check(train(root, small_cache, framework, outputs(root, framework)))
-        check(evaluate(root, small_cache, framework, outputs(root, framework)))
+        check(train(root, cache, framework, outputs(root, framework)))
+        check(evaluate(root, cache, framework, outputs(root, framework)))
     return root
+
+
+def predictions(root: Path, framework: str) -> np.ndarray:
+    return np.load(outputs(root, framework)["predictions"])["y_pred"]
 
 
 def read_history(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def without_times(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
 
 
 @pytest.mark.slow
@@ -105,7 +145,7 @@ def test_outputs_follow_the_contracts(trained, small_cache, framework):
     assert (record["n_parameters"], record["n_train"], record["epochs"], record["seed"]) == (61_706, 4000, 2, 0)
     assert record["train_seconds"] == pytest.approx(sum(float(r["epoch_seconds"]) for r in history))
     assert record["images_per_second"] == pytest.approx(2 * 4000 / record["train_seconds"])
-    assert record["peak_rss_mb"] > 50
+    assert record["peak_rss_mb"] > 50  # importing either framework alone takes more than that
     assert (record["init"], record["order"], record["deterministic"]) == ("shared", "shared", True)
 
     with np.load(out["predictions"]) as npz:
@@ -118,21 +158,41 @@ def test_outputs_follow_the_contracts(trained, small_cache, framework):
     assert metrics["n_test"] == 2000
     assert metrics["test_accuracy"] == (y_pred == y_test).mean()  # exact fraction
     assert metrics["train_seconds"] == record["train_seconds"]
-    assert 0 < metrics["test_loss"] < 2.5
+    # The loss of the saved logits, to the last bit (the same float64 computation of the same
+    # float32 logits)...
+    assert metrics["test_loss"] == protocol.cross_entropy(logits, y_test)
+    # ...and below ln 10 = 2.303, the loss of a uniform guess over the 10 classes.
+    assert 0 < metrics["test_loss"] < np.log(N_CLASSES)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_two_epochs_on_4000_images_learn(trained, framework):
     metrics = json.loads(outputs(trained, framework)["metrics"].read_text())
-    assert metrics["test_accuracy"] >= 0.65, metrics
+    # Five times chance: half of the 2,000 test images right. Guessing gets 10 %, and so does
+    # any constant answer (the 10 classes are balanced), with a spread of 0.7 points over 2,000
+    # images; a network that learned nothing is nowhere near. (Trained models score well above
+    # it, but by how much varies with the machine: that is not what this checks.)
+    assert metrics["test_accuracy"] >= 5 * CHANCE, metrics
 
 
 @pytest.mark.slow
-def test_frameworks_agree_under_the_shared_protocol(trained):
-    torch_pred, keras_pred = (np.load(outputs(trained, fw)["predictions"])["y_pred"] for fw in FRAMEWORKS)
-    agreement = (torch_pred == keras_pred).mean()
-    assert agreement >= 0.85, f"predictions agree on {agreement:.1%} of test images"
+def test_frameworks_agree_under_the_shared_protocol(trained, half_shared):
+    """Sharing the initial weights and the minibatches makes the two frameworks' models more
+    alike than sharing either alone does. The controls: every pair of one framework's fully
+    shared model with a model that shares only one half with it (the other framework's or its
+    own), e.g. PyTorch from its own init in the shared order against Keras fully shared, which is
+    exactly what a PyTorch that ignored the shared init would give."""
+    shared = {fw: predictions(trained, fw) for fw in FRAMEWORKS}
+    agreement = (shared["torch"] == shared["tensorflow"]).mean()
+    controls = {
+        f"{kind} {a} vs shared {b}": (predictions(root, a) == shared[b]).mean()
+        for kind, root in half_shared.items()
+        for a in FRAMEWORKS
+        for b in FRAMEWORKS
+    }
+    closest = max(controls, key=controls.get)
+    assert agreement > controls[closest], f"shared protocol {agreement:.1%}, {closest} {controls[closest]:.1%}"
 
 
 @pytest.mark.slow
@@ -141,10 +201,6 @@ def test_same_seed_gives_the_same_history(trained, small_cache, framework):
     again = outputs(trained / "again", framework)
     check(train(trained, small_cache, framework, again))
     first, second = read_history(outputs(trained, framework)["history"]), read_history(again["history"])
-
-    def without_times(rows):
-        return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in rows]
-
     assert without_times(second) == without_times(first)
     assert first[0]["train_loss"] != first[1]["train_loss"]  # real numbers, not a constant
 
@@ -153,12 +209,12 @@ def test_same_seed_gives_the_same_history(trained, small_cache, framework):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_native_protocol_is_seeded_and_differs_from_shared(trained, small_cache, tmp_path, framework):
     """init and order native: each framework's own initializers and shuffling, still repeatable."""
-    write_params(tmp_path / "params.yaml", tiny_params(**{"train.init": "native", "train.order": "native"}))
+    write_params(tmp_path / "params.yaml", cpu_params(**{"train.init": "native", "train.order": "native"}))
     histories = []
     for attempt in ("first", "second"):
         out = outputs(tmp_path / attempt, framework)
         check(train(tmp_path, small_cache, framework, out))
-        histories.append([{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in read_history(out["history"])])
+        histories.append(without_times(read_history(out["history"])))
         record = json.loads(out["run_record"].read_text())
         assert (record["init"], record["order"]) == ("native", "native")
     assert histories[0] == histories[1]
@@ -185,6 +241,7 @@ def test_cuda_without_a_gpu_stops_at_once(small_cache, tmp_path, framework):
 def test_corrupt_or_missing_model_is_a_clear_error(trained, small_cache, tmp_path, framework, damage):
     good = outputs(trained, framework)
     out = outputs(tmp_path, framework)
+    write_params(tmp_path / "params.yaml", cpu_params())  # the evaluate step reads train.threads there
     out["run_record"].parent.mkdir(parents=True)
     out["run_record"].write_bytes(good["run_record"].read_bytes())
     out["model_dir"].mkdir(parents=True)
