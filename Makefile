@@ -63,7 +63,7 @@ format: setup
 
 # A picture of reports/report.html as headless Chromium shows it, for the README.
 screenshot: setup
-	python -m lenet_compare.browser reports/report.html --screenshot reports/figures/report_screenshot.png
+	python -m lenet_compare.report.browser reports/report.html --screenshot reports/figures/report_screenshot.png
 
 clean:
 	rm -rf .snakemake logs

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lenet_compare.bench_pipeline import commit_all, copy_checkout
+from lenet_compare.bench.pipeline import commit_all, copy_checkout
 
 REPO = Path(__file__).resolve().parents[1]
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -128,7 +128,7 @@ def small_cache(tmp_path_factory) -> Path:
     """A real prepared cache from the Debian files: 4,000 train, 1,000 val, 2,000 test images."""
     if not DEBIAN_DIR.is_dir():
         pytest.skip(f"{DEBIAN_DIR} missing: apt-get install dataset-fashion-mnist (.ci/run does)")
-    from lenet_compare.dataset import prepare, save_prepared
+    from lenet_compare.data.dataset import prepare, save_prepared
 
     out = tmp_path_factory.mktemp("cache") / "fashion_mnist.npz"
     arrays, meta = prepare(DEBIAN_DIR, tiny_params()["data"])
@@ -137,7 +137,7 @@ def small_cache(tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------
-# Reading the reports back, and the statistics recomputed independently of lenet_compare.stats
+# Reading the reports back, and the statistics recomputed independently of lenet_compare.report.stats
 
 
 def table_after(md: str, heading: str) -> list[list[str]]:
@@ -166,7 +166,7 @@ def t_half(values, one_more: bool = False) -> float:
 @pytest.fixture
 def saved_figures(monkeypatch) -> dict[str, object]:
     """Every figure the code saves during the test, by file name, to look into after the build."""
-    from lenet_compare import figures
+    from lenet_compare.report import figures
 
     saved = {}
     real_save = figures.save

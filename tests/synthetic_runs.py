@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from conftest import tiny_params
 
-from lenet_compare.classification import classification_metrics
-from lenet_compare.dataset import load_prepared
+from lenet_compare.data.dataset import load_prepared
+from lenet_compare.evaluate.classification import classification_metrics
 
 ACCURACY = {"torch": 0.86, "tensorflow": 0.87}
 
@@ -145,10 +145,10 @@ def write_ablation_runs(
 ) -> tuple[Path, Path]:
     """Write reports/ablation/runs/{framework}/seed{seed}.json and the main runs' metrics.json / run.json.
 
-    The runs' settings are those lenet_compare.ablation gives each run id; every seed of
+    The runs' settings are those lenet_compare.ablation.factors gives each run id; every seed of
     ``params["ablation"]["seeds"]`` takes the numbers at its position in ``correct``.
     """
-    from lenet_compare import ablation
+    from lenet_compare.ablation import factors
 
     correct = correct or ABLATION_CORRECT
     runs_dir, main_dir = root / "reports" / "ablation" / "runs", root / "reports" / "runs"
@@ -156,9 +156,9 @@ def write_ablation_runs(
     for f in ("torch", "tensorflow"):
         for i, seed in enumerate(params["ablation"]["seeds"]):
             runs = {}
-            for rid in ablation.runs_to_train(params, f):
+            for rid in factors.runs_to_train(params, f):
                 n = correct[f][rid][i]
-                settings = ablation.settings(params, f, rid)
+                settings = factors.settings(params, f, rid)
                 runs[rid] = {
                     "settings": settings,
                     "n_parameters": 107786 if settings["padding"] == [2, 2] else 61706,

@@ -5,9 +5,9 @@ import copy
 import pytest
 from conftest import default_params
 
-from lenet_compare import ablation
-from lenet_compare.config import validate_params
-from lenet_compare.errors import PipelineError
+from lenet_compare.ablation import factors
+from lenet_compare.core.config import validate_params
+from lenet_compare.core.errors import PipelineError
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def params() -> dict:
 
 
 def test_article_step_is_the_article_and_last_step_is_the_main_protocol(params):
-    tf = ablation.settings(params, "tensorflow", "article")
+    tf = factors.settings(params, "tensorflow", "article")
     assert tf == {
         "accuracy": "exact",
         "head": "softmax",
@@ -25,36 +25,36 @@ def test_article_step_is_the_article_and_last_step_is_the_main_protocol(params):
         "init": "native",
         "order": "native",
     }
-    pt = ablation.settings(params, "torch", "article")
+    pt = factors.settings(params, "torch", "article")
     assert pt["order"] == "fixed" and pt["accuracy"] == "truncated" and pt["padding"] == [2, 0]
     last = params["ablation"]["steps"][-1]
     for framework in ("torch", "tensorflow"):
-        assert ablation.settings(params, framework, last) == ablation.controlled(params)
-        assert ablation.run_id(params, framework, last) == ablation.MAIN
+        assert factors.settings(params, framework, last) == factors.controlled(params)
+        assert factors.run_id(params, framework, last) == factors.MAIN
 
 
 def test_steps_are_cumulative(params):
-    steps = ablation.step_names(params)
+    steps = factors.step_names(params)
     for i, step in enumerate(steps[1:], start=1):
-        before = ablation.settings(params, "tensorflow", steps[i - 1])
-        after = ablation.settings(params, "tensorflow", step)
+        before = factors.settings(params, "tensorflow", steps[i - 1])
+        after = factors.settings(params, "tensorflow", step)
         # exactly the factor of this step changed (or already had its controlled value)
         changed = {k for k in after if after[k] != before[k]}
         assert changed <= {step}
-        assert after[step] == ablation.controlled(params)[step]
+        assert after[step] == factors.controlled(params)[step]
 
 
 def test_each_distinct_configuration_trains_once(params):
     # PyTorch's training changes only when init and order move; the accuracy step only re-reports.
-    assert ablation.runs_to_train(params, "torch") == ["article", "init"]
-    assert ablation.runs_to_train(params, "tensorflow") == ["article", "head", "eps", "padding", "init"]
-    assert ablation.run_id(params, "torch", "accuracy") == "article"
-    assert ablation.run_id(params, "torch", "padding") == "article"
-    assert ablation.run_id(params, "tensorflow", "accuracy") == "article"
+    assert factors.runs_to_train(params, "torch") == ["article", "init"]
+    assert factors.runs_to_train(params, "tensorflow") == ["article", "head", "eps", "padding", "init"]
+    assert factors.run_id(params, "torch", "accuracy") == "article"
+    assert factors.run_id(params, "torch", "padding") == "article"
+    assert factors.run_id(params, "tensorflow", "accuracy") == "article"
 
 
 def test_training_config_carries_the_factors(params):
-    model, train = ablation.training_config(params, "tensorflow", "article")
+    model, train = factors.training_config(params, "tensorflow", "article")
     assert model["conv_padding"] == [2, 2]
     assert (train["eps"], train["init"], train["order"], train["head"]) == (1e-7, "native", "native", "softmax")
     assert train["epochs"] == params["train"]["epochs"]  # everything else is the main protocol's
@@ -64,9 +64,9 @@ def test_training_config_carries_the_factors(params):
 def test_another_step_order_changes_which_runs_are_shared(params):
     params["ablation"]["steps"] = ["order", "init", "padding", "eps", "head", "accuracy"]
     # The last step only changes reporting: both frameworks' last training is the main run.
-    assert ablation.run_id(params, "torch", "head") == ablation.MAIN
-    assert ablation.run_id(params, "tensorflow", "head") == ablation.MAIN
-    assert ablation.runs_to_train(params, "torch") == ["article", "order"]
+    assert factors.run_id(params, "torch", "head") == factors.MAIN
+    assert factors.run_id(params, "tensorflow", "head") == factors.MAIN
+    assert factors.runs_to_train(params, "torch") == ["article", "order"]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ def test_another_step_order_changes_which_runs_are_shared(params):
     [(8999, "truncated", 89.0), (8999, "exact", 89.99), (9134, "exact", 91.34), (10000, "truncated", 100.0)],
 )
 def test_reported_accuracy(correct, how, expected):
-    assert ablation.reported_accuracy(correct, 10000, how) == pytest.approx(expected)
+    assert factors.reported_accuracy(correct, 10000, how) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

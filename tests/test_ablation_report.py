@@ -2,7 +2,7 @@
 
 The runs are synthetic (tests/synthetic_runs.py: known n_correct per framework, run and seed). The
 expected numbers are computed here with numpy / scipy from those counts and a hand-written map of
-which run each framework has at each step, independently of lenet_compare.ablation_report.
+which run each framework has at each step, independently of lenet_compare.ablation.report.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from PIL import Image
 from scipy import stats as sps
 from synthetic_runs import ABLATION_CORRECT, ABLATION_N_TEST, params_for, write_ablation_runs
 
-from lenet_compare import ablation_report
-from lenet_compare.errors import PipelineError
+from lenet_compare.ablation import report
+from lenet_compare.core.errors import PipelineError
 
 SEEDS = (0, 1, 2)
 STEPS = ("article", "accuracy", "head", "eps", "padding", "init", "order")
@@ -205,7 +205,7 @@ def test_reproduction_against_the_articles_numbers(built):
 
 
 def test_within_says_where_the_articles_value_lies():
-    within = ablation_report._within
+    within = report._within
     assert within(89, 89, 89, 90, False) == "inside"
     assert within(91.34, 91.34, 91.0, 91.3, False) == "above"
     assert within(89, 89, 89.5, 90, False) == "below"
@@ -272,7 +272,7 @@ def test_conclusion_comes_from_the_numbers(built):
 def test_figure_draws_each_steps_gap_and_interval(tmp_path, saved_figures):
     params = ablation_params()
     runs, main = write_ablation_runs(tmp_path, params)
-    ablation_report.build(params, runs, main, **outputs(tmp_path))
+    report.build(params, runs, main, **outputs(tmp_path))
     fig = saved_figures["ablation.png"]
     means = fig.axes[0].containers[0].lines[0].get_ydata()  # the errorbar of the means
     np.testing.assert_allclose(means, [gaps(k).mean() for k in range(len(STEPS))], atol=1e-9)
@@ -284,7 +284,7 @@ def test_figure_is_a_png_and_reproducible(built, tmp_path):
         assert img.format == "PNG" and img.width >= 600
     assert "(<figures/ablation.png>)" in built.md
     runs, main = write_ablation_runs(tmp_path, built.params)
-    ablation_report.build(built.params, runs, main, **outputs(tmp_path))
+    report.build(built.params, runs, main, **outputs(tmp_path))
     assert outputs(tmp_path)["figure"].read_bytes() == built.figure.read_bytes()
     assert outputs(tmp_path)["out_md"].read_text() == built.md
     assert built.data["markdown"] == "ablation.md" and built.data["figure"] == "figures/ablation.png"
@@ -300,7 +300,7 @@ def test_missing_files_are_listed_at_once(tmp_path):
     (runs / "tensorflow" / "seed1.json").unlink()
     (main / "torch" / "seed2" / "metrics.json").unlink()
     with pytest.raises(PipelineError) as e:
-        ablation_report.build(params, runs, main, **outputs(tmp_path))
+        report.build(params, runs, main, **outputs(tmp_path))
     assert "tensorflow/seed1.json" in str(e.value) and "torch/seed2/metrics.json" in str(e.value)
     assert not outputs(tmp_path)["out_md"].exists()
 
@@ -313,7 +313,7 @@ def test_runs_with_other_settings_are_stale(tmp_path):
     record["runs"]["eps"]["settings"]["eps"] = 1e-7
     path.write_text(json.dumps(record))
     with pytest.raises(PipelineError, match=r"run 'eps' was trained with other settings .*differing: eps"):
-        ablation_report.build(params, runs, main, **outputs(tmp_path))
+        report.build(params, runs, main, **outputs(tmp_path))
 
 
 def test_a_missing_run_is_named(tmp_path):
@@ -324,13 +324,13 @@ def test_a_missing_run_is_named(tmp_path):
     del record["runs"]["init"]
     path.write_text(json.dumps(record))
     with pytest.raises(PipelineError, match=r"seed2.json has no run 'init'"):
-        ablation_report.build(params, runs, main, **outputs(tmp_path))
+        report.build(params, runs, main, **outputs(tmp_path))
 
 
 def test_one_seed_has_no_interval_and_says_why(tmp_path):
     params = ablation_params(seeds=(0,))
     runs, main = write_ablation_runs(tmp_path, params)
-    a = ablation_report.build(params, runs, main, **outputs(tmp_path))
+    a = report.build(params, runs, main, **outputs(tmp_path))
     for e in a["steps"]:
         assert e["gap"]["ci_low"] is None and e["gap"]["std"] is None
         assert e["gap"]["note"] == "one seed: no standard deviation or confidence interval"

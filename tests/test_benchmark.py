@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import DEBIAN_DIR, REPO, default_params, env_with_venv, tiny_params, write_params
 
-from lenet_compare import bench_pipeline, bench_report
-from lenet_compare.config import validate_params
+from lenet_compare.bench import pipeline, report
+from lenet_compare.core.config import validate_params
 
 IMAGES, REPEATS = 1000, 2
 VARIANTS = {"torch": ["article", "plain", "ours"], "tensorflow": ["plain", "ours"]}
@@ -76,7 +76,7 @@ def test_medians_ratios_and_targets_follow_from_the_raw_timings(tiny_benchmark):
     assert frameworks["tensorflow"]["speedup"]["article"] == pytest.approx(article / tf_ours)
 
     targets = {t["id"]: t for t in result["targets"]}
-    assert set(targets) == {t[0] for t in bench_report.TARGETS}
+    assert set(targets) == {t[0] for t in report.TARGETS}
     assert targets["torch_speedup_vs_plain"]["value"] == frameworks["torch"]["speedup"]["plain"]
     assert targets["torch_peak_rss_gb"]["value"] == frameworks["torch"]["variants"]["ours"]["peak_rss_bytes"] / 1e9
     expected_60k = frameworks["torch"]["variants"]["ours"]["median_seconds_per_epoch"] * 60000 / IMAGES
@@ -98,7 +98,7 @@ def test_markdown_shows_the_tables_and_the_figure(tiny_benchmark):
     for framework, fw in result["frameworks"].items():
         name = {"torch": "PyTorch", "tensorflow": "TensorFlow/Keras"}[framework]
         for variant, p in fw["variants"].items():
-            row = f"| {name} {fw['framework_version']} | {bench_report.VARIANT_LABELS[variant]} | "
+            row = f"| {name} {fw['framework_version']} | {report.VARIANT_LABELS[variant]} | "
             row += f"{p['median_seconds_per_epoch']:.3f} | {p['images_per_second']:,.0f} |"
             assert row in md
     for t in result["targets"]:
@@ -109,14 +109,14 @@ def test_markdown_shows_the_tables_and_the_figure(tiny_benchmark):
     assert tiny_benchmark["figure"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The page is what the package renders from the JSON file alone.
     again = tiny_benchmark["md"].with_name("again.md")
-    bench_report.write_markdown(tiny_benchmark["json"], again, tiny_benchmark["figure"])
+    report.write_markdown(tiny_benchmark["json"], again, tiny_benchmark["figure"])
     assert again.read_text() == md
 
 
 def test_committed_markdown_is_rendered_from_the_committed_json(tmp_path):
     """reports/benchmark.md is bench_report's rendering of reports/benchmark.json, nothing edited by hand."""
     out = tmp_path / "reports" / "benchmark.md"
-    bench_report.write_markdown(REPO / "reports/benchmark.json", out, tmp_path / "reports/figures/benchmark.png")
+    report.write_markdown(REPO / "reports/benchmark.json", out, tmp_path / "reports/figures/benchmark.png")
     assert out.read_text() == (REPO / "reports/benchmark.md").read_text()
 
 
@@ -151,7 +151,7 @@ def test_targets_are_judged_from_the_numbers():
         }
     )
     pipeline = {"noop": {"median_seconds": {"snakemake": 2.0, "dvc_repro": 3.5}}}
-    result = bench_report.summarize(measured, pipeline, {"images": 60000}, "cmd")
+    result = report.summarize(measured, pipeline, {"images": 60000}, "cmd")
     targets = {t["id"]: t for t in result["targets"]}
     assert targets["torch_seconds_per_epoch"]["value"] == 4.5 and targets["torch_seconds_per_epoch"]["met"]
     assert targets["tensorflow_seconds_per_epoch"]["value"] == 6.5
@@ -169,7 +169,7 @@ def test_targets_are_judged_from_the_numbers():
 
 def test_cpu_targets_are_not_judged_on_a_gpu():
     measured = fake_measurement({"torch": {"plain": [1.0], "ours": [0.5]}}, device="cuda")
-    result = bench_report.summarize(measured, None, {"images": 60000}, "cmd")
+    result = report.summarize(measured, None, {"images": 60000}, "cmd")
     targets = {t["id"]: t for t in result["targets"]}
     assert targets["torch_speedup_vs_plain"]["value"] == 2.0
     assert targets["torch_speedup_vs_plain"]["met"] is None
@@ -180,20 +180,20 @@ def test_cpu_targets_are_not_judged_on_a_gpu():
 def test_tiny_params_are_valid_and_keep_the_ablation_seeds_a_subset():
     base = default_params()
     for seeds in ([0], [0, 1], list(range(8)), base["seeds"]):
-        params = bench_pipeline.tiny_params(base, DEBIAN_DIR, seeds=seeds, ablation_seeds=[0])
+        params = pipeline.tiny_params(base, DEBIAN_DIR, seeds=seeds, ablation_seeds=[0])
         validate_params(params)
         assert params["seeds"] == seeds and params["train"]["epochs"] == 1
         if "ablation" in params:
             assert set(params["ablation"]["seeds"]) <= set(seeds)
-    same_dag = bench_pipeline.tiny_params(base, DEBIAN_DIR, seeds=base["seeds"])
+    same_dag = pipeline.tiny_params(base, DEBIAN_DIR, seeds=base["seeds"])
     if "ablation" in base:
         assert same_dag["ablation"]["seeds"] == base["ablation"]["seeds"]
     assert base == default_params()  # not modified
 
 
 def test_workspace_has_tiny_params_no_reports_and_no_benchmark_stage(tmp_path):
-    params = bench_pipeline.tiny_params(default_params(), DEBIAN_DIR, seeds=[0])
-    ws = bench_pipeline.make_workspace(REPO, tmp_path / "ws", params)
+    params = pipeline.tiny_params(default_params(), DEBIAN_DIR, seeds=[0])
+    ws = pipeline.make_workspace(REPO, tmp_path / "ws", params)
     assert yaml.safe_load((ws / "params.yaml").read_text()) == params
     assert not (ws / "reports").exists() and not (ws / "dvc.lock").exists()
     assert "benchmark" not in yaml.safe_load((ws / "dvc.yaml").read_text())["stages"]
@@ -204,8 +204,8 @@ def test_workspace_has_tiny_params_no_reports_and_no_benchmark_stage(tmp_path):
 
 def test_jobs_done_reads_snakemakes_last_progress_line():
     log = "1 of 3 steps (33%) done\n...\n3 of 3 steps (100%) done\n"
-    assert bench_pipeline.jobs_done(log) == 3
-    assert bench_pipeline.jobs_done("Nothing to be done") is None
+    assert pipeline.jobs_done(log) == 3
+    assert pipeline.jobs_done("Nothing to be done") is None
 
 
 def test_the_benchmark_stage_is_dropped_wherever_it_is_defined(tmp_path):
@@ -213,6 +213,6 @@ def test_the_benchmark_stage_is_dropped_wherever_it_is_defined(tmp_path):
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"report": {"cmd": "x"}, "benchmark": stage}}))
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"benchmark": {**stage, "wdir": ".."}}}))
-    bench_pipeline.drop_excluded_stages(tmp_path)
+    pipeline.drop_excluded_stages(tmp_path)
     assert yaml.safe_load((tmp_path / "dvc.yaml").read_text()) == {"stages": {"report": {"cmd": "x"}}}
     assert not (tmp_path / "bench" / "dvc.yaml").exists()

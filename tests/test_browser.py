@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 from synthetic_runs import params_for, write_runs
 
-from lenet_compare.browser import check_page, missing_tools
-from lenet_compare.report import build
-from lenet_compare.report_common import FIGURES
+from lenet_compare.report.browser import check_page, missing_tools
+from lenet_compare.report.common import FIGURES
+from lenet_compare.report.compare import build
 
 MISSING = missing_tools()
 pytestmark = pytest.mark.skipif(

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from lenet_compare.classification import classification_metrics, confusion_matrix, per_class_metrics
-from lenet_compare.errors import PipelineError
+from lenet_compare.core.errors import PipelineError
+from lenet_compare.evaluate.classification import classification_metrics, confusion_matrix, per_class_metrics
 
 Y_TRUE = [0, 0, 0, 1, 1, 2]
 Y_PRED = [0, 0, 1, 1, 2, 2]

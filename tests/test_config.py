@@ -4,8 +4,8 @@ import pytest
 import yaml
 from conftest import default_params, tiny_params
 
-from lenet_compare.config import check_engine_config, load_params, validate_params
-from lenet_compare.errors import PipelineError
+from lenet_compare.core.config import check_engine_config, load_params, validate_params
+from lenet_compare.core.errors import PipelineError
 
 
 def test_committed_params_are_valid():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import DEBIAN_DIR, run, tiny_params, write_params
 
-from lenet_compare.dataset import load_prepared
+from lenet_compare.data.dataset import load_prepared
 
 pytestmark = pytest.mark.slow
 

@@ -7,9 +7,9 @@ import threading
 import pytest
 from idx_files import checksums, fake_dataset, write_gz_dir
 
-from lenet_compare.download import fetch_all
-from lenet_compare.errors import PipelineError
-from lenet_compare.fashion_mnist import FILES
+from lenet_compare.core.errors import PipelineError
+from lenet_compare.data.download import fetch_all
+from lenet_compare.data.fashion_mnist import FILES
 
 
 @pytest.fixture

@@ -182,11 +182,11 @@ class KerasSide:
         return [(mn - b1 * mo) / (1 - b1) for mo, mn in zip(m, m_new, strict=True)]
 
     def batches(self, trainer) -> list[tuple]:
-        from lenet_compare import protocol
+        from lenet_compare.train import minibatches
 
         x, y, shuffle = trainer.epoch_arrays(1)
         assert not shuffle
-        return [(x[b], y[b]) for b in protocol.batch_slices(len(y), trainer.train["batch_size"])]
+        return [(x[b], y[b]) for b in minibatches.batch_slices(len(y), trainer.train["batch_size"])]
 
     def same_batch(self, a, b) -> bool:
         return all(np.array_equal(u, v) for u, v in zip(a, b, strict=True))
@@ -220,9 +220,9 @@ class KerasSide:
 
 
 def probe(framework: str, cache: Path, out: Path, mutation: str | None = None) -> None:
-    from lenet_compare import protocol
-    from lenet_compare.backends import import_backend
-    from lenet_compare.lenet_spec import LeNetSpec
+    from lenet_compare.core.spec import LeNetSpec
+    from lenet_compare.train import init_weights
+    from lenet_compare.train.backends import import_backend
 
     backend = import_backend(framework)
     side = (TorchSide if framework == "torch" else KerasSide)(backend)
@@ -232,7 +232,7 @@ def probe(framework: str, cache: Path, out: Path, mutation: str | None = None) -
     with np.load(cache) as data:
         x, y = data["x_train"][:N_IMAGES], data["y_train"][:N_IMAGES]
     train = {**params["train"], "order": "shared", "init": "shared"}
-    init = protocol.initial_weights(spec, seed=0)
+    init = init_weights.initial_weights(spec, seed=0)
     n_forward, n_grad = reduction_lengths(spec, train["batch_size"])
 
     def trainer(fast: bool, weights=init):

@@ -8,13 +8,13 @@ import sys
 import pytest
 from conftest import run, tiny_params, write_params
 
-from lenet_compare import gpu_slots
-from lenet_compare.gpu_slots import claim_gpu
+from lenet_compare.train import gpu_slots
+from lenet_compare.train.gpu_slots import claim_gpu
 
 HOLDER = """
 import logging, sys, time
 from pathlib import Path
-from lenet_compare.gpu_slots import claim_gpu
+from lenet_compare.train.gpu_slots import claim_gpu
 logging.basicConfig(level=logging.INFO, format="%(message)s")  # to stderr: says when it waits
 claim = claim_gpu(sys.argv[1].split(","), Path(sys.argv[2]), poll_seconds=0.05)
 print(claim.device_id, flush=True)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from idx_files import idx_bytes
 
-from lenet_compare.errors import PipelineError
-from lenet_compare.idx import gunzip, parse_images, parse_labels
+from lenet_compare.core.errors import PipelineError
+from lenet_compare.data.idx import gunzip, parse_images, parse_labels
 
 
 def test_valid_images_and_labels_round_trip():

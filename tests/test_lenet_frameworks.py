@@ -56,9 +56,9 @@ def in_batch_reversed(order: np.ndarray, batch: int) -> np.ndarray:
 
 def probe(framework: str, cache: Path, out: Path) -> None:
     """Run in a subprocess: build, predict and take one training step with one framework."""
-    from lenet_compare import protocol
-    from lenet_compare.backends import import_backend
-    from lenet_compare.lenet_spec import LeNetSpec
+    from lenet_compare.core.spec import LeNetSpec
+    from lenet_compare.train import init_weights, minibatches
+    from lenet_compare.train.backends import import_backend
 
     backend = import_backend(framework)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -68,7 +68,7 @@ def probe(framework: str, cache: Path, out: Path) -> None:
     result = {}
     for tag, model in (("default", params["model"]), ("custom", CUSTOM_MODEL)):
         spec = LeNetSpec.from_params(model)
-        trainer = backend.Trainer(spec, train, 0, device, protocol.initial_weights(spec, seed=0))
+        trainer = backend.Trainer(spec, train, 0, device, init_weights.initial_weights(spec, seed=0))
         result[f"{tag}_n_parameters"] = np.int64(trainer.n_parameters)
         result[f"{tag}_logits"] = trainer.predict(data["x_test"][:N_IMAGES])
 
@@ -84,7 +84,7 @@ def probe(framework: str, cache: Path, out: Path) -> None:
     inputs = {tag: (x, y) for tag in steps} | {"step_reordered": (x[::-1].copy(), y[::-1].copy())}
     for tag, (xs, ys) in inputs.items():
         trainer = backend.Trainer(
-            spec, steps.get(tag, steps["step"]), 0, device, protocol.initial_weights(spec, seed=0)
+            spec, steps.get(tag, steps["step"]), 0, device, init_weights.initial_weights(spec, seed=0)
         )
         trainer.set_training_data(xs, ys)
         trainer.train_epoch(1)  # one epoch of one batch: one Adam step through the training code
@@ -98,7 +98,7 @@ def probe(framework: str, cache: Path, out: Path) -> None:
     # comparison proves nothing) and, for PyTorch, "low_eps" (see EPOCH_STEPS).
     epoch_train = steps["step"]
     x, y = data["x_train"][:N_EPOCH_IMAGES], data["y_train"][:N_EPOCH_IMAGES]
-    shared_order = protocol.epoch_permutation(0, 1, N_EPOCH_IMAGES)
+    shared_order = minibatches.epoch_permutation(0, 1, N_EPOCH_IMAGES)
     runs = {
         "epoch": (shared_order, epoch_train),
         "reordered": (in_batch_reversed(shared_order, epoch_train["batch_size"]), epoch_train),
@@ -109,7 +109,7 @@ def probe(framework: str, cache: Path, out: Path) -> None:
         low_eps = train["eps"] * np.sqrt((1 - b2) / (1 - b2**EPOCH_STEPS))
         runs["low_eps"] = (shared_order, {**epoch_train, "eps": low_eps})
     for tag, (order, run_train) in runs.items():
-        trainer = backend.Trainer(spec, run_train, 0, device, protocol.initial_weights(spec, seed=0))
+        trainer = backend.Trainer(spec, run_train, 0, device, init_weights.initial_weights(spec, seed=0))
         # Fed pre-permuted so that the trainer's own shared permutation is applied on top of
         # `order`'s inverse: the minibatches are exactly x[order] in consecutive slices.
         inverse = np.argsort(shared_order)
@@ -142,7 +142,7 @@ def probes(small_cache, tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
 
 
 def spec_of(model: dict):
-    from lenet_compare.lenet_spec import LeNetSpec
+    from lenet_compare.core.spec import LeNetSpec
 
     return LeNetSpec.from_params(model)
 
@@ -216,7 +216,7 @@ def test_parameter_counts_equal_the_spec(probes, tag):
 
 @pytest.mark.parametrize("tag", ["default", "custom"])
 def test_shared_weights_give_the_same_logits(probes, small_cache, tag):
-    from lenet_compare.protocol import initial_weights
+    from lenet_compare.train.init_weights import initial_weights
 
     spec = spec_of(model_of(tag))
     weights = initial_weights(spec, seed=0)
@@ -246,7 +246,7 @@ def test_one_adam_step_gives_the_same_weights(probes):
     names = [k.removeprefix("step/") for k in torch_side if k.startswith("step/")]
     assert len(names) == 10
     spec = spec_of(model_of("default"))
-    from lenet_compare.protocol import initial_weights
+    from lenet_compare.train.init_weights import initial_weights
 
     init = initial_weights(spec, seed=0)
     lr = yaml.safe_load((REPO / "params.yaml").read_text())["train"]["lr"]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from conftest import CUSTOM_MODEL, default_params
 
-from lenet_compare import devices, protocol
-from lenet_compare.errors import PipelineError
-from lenet_compare.lenet_spec import LeNetSpec, check_weights, from_channels_last, to_channels_last
+from lenet_compare.core.errors import PipelineError
+from lenet_compare.core.spec import LeNetSpec, check_weights, from_channels_last, to_channels_last
+from lenet_compare.train import devices, init_weights, minibatches, scores
 
 DEFAULT = LeNetSpec.from_params(default_params()["model"])
 CUSTOM = LeNetSpec.from_params(CUSTOM_MODEL)
@@ -43,7 +43,7 @@ def test_custom_spec_shapes():
 
 @pytest.mark.parametrize("spec", [DEFAULT, CUSTOM], ids=["default", "custom"])
 def test_channels_last_layout(spec):
-    weights = protocol.initial_weights(spec, seed=3)
+    weights = init_weights.initial_weights(spec, seed=3)
     keras_layout = to_channels_last(spec, weights)
     c, h, w = spec.feature_shape
     # fc1 input (c, i, j) of the canonical layout is row (i, j, c) of the Keras kernel.
@@ -59,7 +59,7 @@ def test_channels_last_layout(spec):
 
 
 def test_initial_weights_follow_pytorch_default_bounds():
-    weights = protocol.initial_weights(DEFAULT, seed=0)
+    weights = init_weights.initial_weights(DEFAULT, seed=0)
     check_weights(DEFAULT, weights, "test")
     for name, value in weights.items():
         bound = 1 / np.sqrt(DEFAULT.fan_in(name))
@@ -68,44 +68,44 @@ def test_initial_weights_follow_pytorch_default_bounds():
         if value.size >= 400:  # a uniform sample this large reaches near both ends
             assert value.min() < -0.9 * bound and value.max() > 0.9 * bound
     assert DEFAULT.fan_in("conv2.bias") == 6 * 25
-    again = protocol.initial_weights(DEFAULT, seed=0)
-    other = protocol.initial_weights(DEFAULT, seed=1)
+    again = init_weights.initial_weights(DEFAULT, seed=0)
+    other = init_weights.initial_weights(DEFAULT, seed=1)
     assert all(np.array_equal(weights[n], again[n]) for n in weights)
     assert not np.array_equal(weights["fc1.weight"], other["fc1.weight"])
 
 
 def test_init_file_round_trip_and_checks(tmp_path):
     path = tmp_path / "seed7.npz"
-    written = protocol.save_initial_weights(path, DEFAULT, seed=7)
-    loaded = protocol.load_initial_weights(path, DEFAULT, seed=7)
+    written = init_weights.save_initial_weights(path, DEFAULT, seed=7)
+    loaded = init_weights.load_initial_weights(path, DEFAULT, seed=7)
     assert loaded.keys() == written.keys()
     assert all(np.array_equal(loaded[n], written[n]) for n in written)
     with pytest.raises(PipelineError, match="seed 7, not of seed 8"):
-        protocol.load_initial_weights(path, DEFAULT, seed=8)
+        init_weights.load_initial_weights(path, DEFAULT, seed=8)
     with pytest.raises(PipelineError, match="model spec"):
-        protocol.load_initial_weights(path, CUSTOM, seed=7)
+        init_weights.load_initial_weights(path, CUSTOM, seed=7)
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(PipelineError, match="rerun the init step"):
-        protocol.load_initial_weights(tmp_path / "bad.npz", DEFAULT, seed=7)
+        init_weights.load_initial_weights(tmp_path / "bad.npz", DEFAULT, seed=7)
 
 
 def test_epoch_permutations_are_seeded_per_epoch():
     n = 1000
-    first = protocol.epoch_permutation(seed=0, epoch=1, n=n)
+    first = minibatches.epoch_permutation(seed=0, epoch=1, n=n)
     assert first.dtype == np.int64
     assert np.array_equal(np.sort(first), np.arange(n))
-    assert np.array_equal(first, protocol.epoch_permutation(seed=0, epoch=1, n=n))
-    assert not np.array_equal(first, protocol.epoch_permutation(seed=0, epoch=2, n=n))
-    assert not np.array_equal(first, protocol.epoch_permutation(seed=1, epoch=1, n=n))
-    assert protocol.native_epoch_seed(0, 1) != protocol.native_epoch_seed(0, 2)
+    assert np.array_equal(first, minibatches.epoch_permutation(seed=0, epoch=1, n=n))
+    assert not np.array_equal(first, minibatches.epoch_permutation(seed=0, epoch=2, n=n))
+    assert not np.array_equal(first, minibatches.epoch_permutation(seed=1, epoch=1, n=n))
+    assert minibatches.native_epoch_seed(0, 1) != minibatches.native_epoch_seed(0, 2)
 
 
 def test_batches_cover_the_epoch_with_a_partial_last_batch():
-    batches = protocol.batch_slices(55_000, 32)
+    batches = minibatches.batch_slices(55_000, 32)
     assert len(batches) == 1719
     assert batches[0] == slice(0, 32)
     assert batches[-1] == slice(54_976, 55_000)  # 24 images
-    assert protocol.batch_slices(64, 32) == [slice(0, 32), slice(32, 64)]
+    assert minibatches.batch_slices(64, 32) == [slice(0, 32), slice(32, 64)]
 
 
 def test_cross_entropy_and_accuracy():
@@ -114,8 +114,8 @@ def test_cross_entropy_and_accuracy():
     expected = (np.log((np.exp(2) + 2) / np.exp(2)) + 50 + np.log1p(2 * np.exp(-50))) / 2
     # cross_entropy works in float64 (the float32 logits here are exact small integers): a few
     # roundings of 2^-53 = 1.1e-16 each, so 1e-12 is a loose float64 tolerance, not a fit.
-    assert protocol.cross_entropy(logits, labels) == pytest.approx(expected, rel=1e-12)
-    assert protocol.accuracy(logits, labels) == 0.5
+    assert scores.cross_entropy(logits, labels) == pytest.approx(expected, rel=1e-12)
+    assert scores.accuracy(logits, labels) == 0.5
 
 
 def test_visible_gpu_count_honors_cuda_visible_devices(monkeypatch):

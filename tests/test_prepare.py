@@ -7,8 +7,8 @@ import pytest
 from conftest import DEBIAN_DIR, tiny_params
 from idx_files import fake_dataset, idx_bytes, write_gz_dir
 
-from lenet_compare.dataset import load_prepared, prepare, save_prepared, stratified_split
-from lenet_compare.errors import PipelineError
+from lenet_compare.core.errors import PipelineError
+from lenet_compare.data.dataset import load_prepared, prepare, save_prepared, stratified_split
 
 
 def data_params(**overrides):

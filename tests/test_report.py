@@ -1,7 +1,7 @@
 """The report step: every number in report.md / report.html / metrics.json equals its source files.
 
 The runs are synthetic (tests/synthetic_runs.py) on a tiny fake cache; the expected numbers are
-recomputed here from the run files with numpy / scipy, independently of lenet_compare.stats.
+recomputed here from the run files with numpy / scipy, independently of lenet_compare.report.stats.
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from PIL import Image
 from scipy import stats as sps
 from synthetic_runs import params_for, write_ablation_runs, write_runs
 
-from lenet_compare import ablation_report, article
-from lenet_compare.classification import classification_metrics, confusion_matrix
-from lenet_compare.dataset import load_prepared, prepare, save_prepared
-from lenet_compare.errors import PipelineError
-from lenet_compare.render import TEMPLATES, image_link, markdown_to_html, md_escape
-from lenet_compare.report import build
-from lenet_compare.report_common import FIGURES, FRAMEWORK_NAMES, PAIR
-from lenet_compare.stats import format_p
+from lenet_compare.ablation import report
+from lenet_compare.core import article
+from lenet_compare.core.errors import PipelineError
+from lenet_compare.data.dataset import load_prepared, prepare, save_prepared
+from lenet_compare.evaluate.classification import classification_metrics, confusion_matrix
+from lenet_compare.report.common import FIGURES, FRAMEWORK_NAMES, PAIR
+from lenet_compare.report.compare import build
+from lenet_compare.report.render import TEMPLATES, image_link, markdown_to_html, md_escape
+from lenet_compare.report.stats import format_p
 
 FRAMEWORKS = ("torch", "tensorflow")
 SEEDS = (0, 1, 2)
@@ -295,7 +296,7 @@ def test_timings_table_equals_run_json(built):
 
 
 def test_no_number_of_the_article_is_typed_in_a_template():
-    """The article's facts live in lenet_compare.article; the templates get them passed in."""
+    """The article's facts live in lenet_compare.core.article; the templates get them passed in."""
     facts = [p["shown"].removesuffix(" %") for p in article.PUBLISHED.values()]
     facts += [f"{n:,}" for n in article.N_PARAMETERS.values()] + [article.as_written(e) for e in article.EPS.values()]
     facts.append(article.TRUNCATED_ACCURACY)
@@ -578,7 +579,7 @@ def write_ablation_json(root: Path, params: dict) -> Path:
     """reports/ablation.json (and ablation.md beside it) from synthetic ablation runs under ``root``/abl."""
     runs, main = write_ablation_runs(root / "abl", params)
     r = root / "reports"
-    ablation_report.build(params, runs, main, r / "ablation.md", r / "ablation.json", r / "figures" / "ablation.png")
+    report.build(params, runs, main, r / "ablation.md", r / "ablation.json", r / "figures" / "ablation.png")
     return r / "ablation.json"
 
 

@@ -13,8 +13,8 @@ import pytest
 from conftest import make_workspace, run, tiny_params
 from PIL import Image
 
-from lenet_compare.dataset import load_prepared
-from lenet_compare.report_common import FIGURES
+from lenet_compare.data.dataset import load_prepared
+from lenet_compare.report.common import FIGURES
 
 pytestmark = pytest.mark.slow
 

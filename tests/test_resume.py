@@ -111,12 +111,12 @@ def test_checkpoint_of_other_code_is_not_resumed(small_cache, tmp_path):
     out = root / "out" / "tensorflow"
     kill_after_first_checkpoint(train_cmd(root, small_cache, "tensorflow"), root, out / "checkpoints" / "progress.json")
     # A copy of the package (and the schema it finds beside it), first on the import path,
-    # whose training.py differs by one comment.
+    # whose epoch loop (train/loop.py) differs by one comment.
     code = tmp_path / "code"
     package = code / "src" / "lenet_compare"
     shutil.copytree(REPO / "src" / "lenet_compare", package, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "workflow" / "schemas", code / "workflow" / "schemas")
-    with open(package / "training.py", "a") as f:
+    with open(package / "train" / "loop.py", "a") as f:
         f.write("# changed after the checkpoint was written\n")
     env = {**env_with_venv(), "PYTHONPATH": str(package.parent)}
     result = subprocess.run(
@@ -130,17 +130,17 @@ def test_checkpoint_of_other_code_is_not_resumed(small_cache, tmp_path):
 
 def test_the_fingerprint_covers_code_and_library_versions(small_cache, monkeypatch):
     """Each input of the checkpoint key changes it (no framework imported: a stand-in backend)."""
-    from lenet_compare import training
+    from lenet_compare.train import checkpoints
 
     params = tiny_params()
     with np.load(small_cache) as data:
         x, y = data["x_train"][:100], data["y_train"][:100]
     backend = types.ModuleType("backend")
-    backend.__file__, backend.VERSION = str(REPO / "src" / "lenet_compare" / "torch_backend.py"), "2.14.1"
+    backend.__file__, backend.VERSION = str(REPO / "src" / "lenet_compare" / "train" / "torch_backend.py"), "2.14.1"
 
     def key(**changes):
         args = {"framework": "torch", "seed": 0, "model": params["model"], "train": params["train"], "x": x, "y": y}
-        return training.fingerprint(**{**args, **changes}, backend=backend)
+        return checkpoints.fingerprint(**{**args, **changes}, backend=backend)
 
     base = key()
     assert key() == base  # the same inputs, the same key
@@ -154,8 +154,8 @@ def test_the_fingerprint_covers_code_and_library_versions(small_cache, monkeypat
     assert key() != base
     monkeypatch.undo()
     other = types.ModuleType("backend")
-    other.__file__, other.VERSION = str(REPO / "src" / "lenet_compare" / "tensorflow_backend.py"), "2.14.1"
-    assert training.fingerprint("torch", 0, params["model"], params["train"], x, y, other) != base
+    other.__file__, other.VERSION = str(REPO / "src" / "lenet_compare" / "train" / "tensorflow_backend.py"), "2.14.1"
+    assert checkpoints.fingerprint("torch", 0, params["model"], params["train"], x, y, other) != base
 
 
 @pytest.fixture(scope="module")

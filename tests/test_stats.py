@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from lenet_compare.stats import (
+from lenet_compare.report.stats import (
     format_p,
     mcnemar_test,
     paired_tests,

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from conftest import env_with_venv, tiny_params, write_params
 
-from lenet_compare import protocol
+from lenet_compare.train import scores
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -160,7 +160,7 @@ def test_outputs_follow_the_contracts(trained, small_cache, framework):
     assert metrics["train_seconds"] == record["train_seconds"]
     # The loss of the saved logits, to the last bit (the same float64 computation of the same
     # float32 logits)...
-    assert metrics["test_loss"] == protocol.cross_entropy(logits, y_test)
+    assert metrics["test_loss"] == scores.cross_entropy(logits, y_test)
     # ...and below ln 10 = 2.303, the loss of a uniform guess over the 10 classes.
     assert 0 < metrics["test_loss"] < np.log(N_CLASSES)
 

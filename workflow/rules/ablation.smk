@@ -1,5 +1,5 @@
 # The article's setup, explained: its setup trained over ablation.seeds, then one factor at a
-# time moved to the controlled protocol (lenet_compare.ablation). The last step is the main
+# time moved to the controlled protocol (lenet_compare.ablation.factors). The last step is the main
 # runs (train.smk), so the ablation reads their metrics instead of training them again.
 # Same command lines as the DVC stages `ablation_train` and `ablation`.
 
@@ -9,12 +9,18 @@ rule ablation_train:
         data=PREPARED,
         script="workflow/scripts/ablation_train.py",
         code=[
-            "src/lenet_compare/{framework}_backend.py",
-            "src/lenet_compare/ablation.py",
-            "src/lenet_compare/protocol.py",
-            "src/lenet_compare/lenet_spec.py",
-            "src/lenet_compare/training.py",
-            "src/lenet_compare/dataset.py",
+            "src/lenet_compare/train/{framework}_backend.py",
+            "src/lenet_compare/ablation/factors.py",
+            "src/lenet_compare/train/init_weights.py",
+            "src/lenet_compare/train/minibatches.py",
+            "src/lenet_compare/train/scores.py",
+            "src/lenet_compare/train/divergence.py",
+            "src/lenet_compare/train/history.py",
+            "src/lenet_compare/core/spec.py",
+            "src/lenet_compare/train/loop.py",
+            "src/lenet_compare/train/checkpoints.py",
+            "src/lenet_compare/train/divergence.py",
+            "src/lenet_compare/data/dataset.py",
         ],
     output:
         models_dir=directory("data/ablation/models/{framework}/seed{seed}"),
@@ -57,14 +63,14 @@ rule ablation:
         ),
         script="workflow/scripts/ablation_report.py",
         code=[
-            "src/lenet_compare/ablation.py",
-            "src/lenet_compare/ablation_report.py",
-            "src/lenet_compare/article.py",
-            "src/lenet_compare/render.py",
-            "src/lenet_compare/report_common.py",
-            "src/lenet_compare/stats.py",
-            "src/lenet_compare/figures.py",
-            "src/lenet_compare/templates/ablation.md.j2",
+            "src/lenet_compare/ablation/factors.py",
+            "src/lenet_compare/ablation/report.py",
+            "src/lenet_compare/core/article.py",
+            "src/lenet_compare/report/render.py",
+            "src/lenet_compare/report/common.py",
+            "src/lenet_compare/report/stats.py",
+            "src/lenet_compare/report/figures.py",
+            "src/lenet_compare/report/templates/ablation.md.j2",
         ],
     output:
         md="reports/ablation.md",

@@ -1,8 +1,8 @@
 # Shared by every rule: validated params and the file names of DESIGN.md.
 from pathlib import Path
 
-from lenet_compare.config import check_engine_config
-from lenet_compare.fashion_mnist import FILES as RAW_FILES
+from lenet_compare.core.config import check_engine_config
+from lenet_compare.data.fashion_mnist import FILES as RAW_FILES
 
 # Stops at parse time, naming the bad key, before any job starts.
 check_engine_config(config)

@@ -6,7 +6,7 @@
 rule download:
     input:
         script="workflow/scripts/download.py",
-        code=["src/lenet_compare/download.py", "src/lenet_compare/fashion_mnist.py"],
+        code=["src/lenet_compare/data/download.py", "src/lenet_compare/data/fashion_mnist.py"],
     output:
         raw=RAW,
         provenance="reports/data/provenance.json",
@@ -26,9 +26,9 @@ rule prepare:
         raw=RAW,
         script="workflow/scripts/prepare.py",
         code=[
-            "src/lenet_compare/dataset.py",
-            "src/lenet_compare/idx.py",
-            "src/lenet_compare/fashion_mnist.py",
+            "src/lenet_compare/data/dataset.py",
+            "src/lenet_compare/data/idx.py",
+            "src/lenet_compare/data/fashion_mnist.py",
         ],
     output:
         cache=PREPARED,

@@ -1,7 +1,7 @@
 # The report: statistics over seeds, paired tests, figures, report.md + report.html, metrics.json.
 # It reads every run's files (DESIGN.md) and the prepared cache (test labels and images); no
 # framework is imported. Same command line as the DVC stage `report`.
-from lenet_compare.report_common import FIGURES, SCREENSHOT
+from lenet_compare.report.common import FIGURES, SCREENSHOT
 
 
 rule report:
@@ -30,17 +30,21 @@ rule report:
         ablation="reports/ablation.json",
         script="workflow/scripts/report.py",
         code=[
-            "src/lenet_compare/report.py",
-            "src/lenet_compare/article.py",
-            "src/lenet_compare/render.py",
-            "src/lenet_compare/stats.py",
-            "src/lenet_compare/figures.py",
-            "src/lenet_compare/classification.py",
-            "src/lenet_compare/report_common.py",
-            "src/lenet_compare/dataset.py",
-            "src/lenet_compare/protocol.py",
-            "src/lenet_compare/templates/report.md.j2",
-            "src/lenet_compare/templates/page.html.j2",
+            "src/lenet_compare/report/compare.py",
+            "src/lenet_compare/core/article.py",
+            "src/lenet_compare/report/render.py",
+            "src/lenet_compare/report/stats.py",
+            "src/lenet_compare/report/figures.py",
+            "src/lenet_compare/evaluate/classification.py",
+            "src/lenet_compare/report/common.py",
+            "src/lenet_compare/data/dataset.py",
+            "src/lenet_compare/train/init_weights.py",
+            "src/lenet_compare/train/minibatches.py",
+            "src/lenet_compare/train/scores.py",
+            "src/lenet_compare/train/divergence.py",
+            "src/lenet_compare/train/history.py",
+            "src/lenet_compare/report/templates/report.md.j2",
+            "src/lenet_compare/report/templates/page.html.j2",
         ],
     output:
         md="reports/report.md",
@@ -77,10 +81,10 @@ rule report:
 rule report_screenshot:
     input:
         html="reports/report.html",
-        code="src/lenet_compare/browser.py",
+        code="src/lenet_compare/report/browser.py",
     output:
         screenshot=f"reports/figures/{SCREENSHOT}",
     log:
         "logs/report_screenshot.log",
     shell:
-        "python -m lenet_compare.browser {input.html} --screenshot {output.screenshot} > {log} 2>&1"
+        "python -m lenet_compare.report.browser {input.html} --screenshot {output.screenshot} > {log} 2>&1"

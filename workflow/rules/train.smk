@@ -1,8 +1,8 @@
 # Training steps: shared initial weights per seed, one training job per (framework, seed), then
 # its evaluation on the test set. `params:` lists exactly the keys a step reads, like the
 # `params:` of the DVC stage of the same name; each shell line equals that stage's `cmd`.
-from lenet_compare.backends import FRAMEWORKS
-from lenet_compare.devices import uses_gpu
+from lenet_compare.core.frameworks import FRAMEWORKS
+from lenet_compare.train.devices import uses_gpu
 
 METRICS = expand(
     "reports/runs/{framework}/seed{seed}/metrics.json",
@@ -10,7 +10,7 @@ METRICS = expand(
     seed=config["seeds"],
 )
 # 1 when training jobs will run on a GPU, so `--resources gpu=N` caps concurrent GPU jobs.
-# Decided once, at parse time, by lenet_compare.devices (no framework import).
+# Decided once, at parse time, by lenet_compare.train.devices (no framework import).
 TRAIN_GPUS = int(uses_gpu(config["train"]["device"]))
 # Each training and evaluation job runs train.threads threads, set inside the step for both
 # frameworks (DVC runs the same command line, so the same threads), and Snakemake schedules by
@@ -26,7 +26,7 @@ wildcard_constraints:
 rule init:
     input:
         script="workflow/scripts/init.py",
-        code=["src/lenet_compare/protocol.py", "src/lenet_compare/lenet_spec.py"],
+        code=["src/lenet_compare/train/init_weights.py", "src/lenet_compare/core/spec.py"],
     output:
         weights="data/init/seed{seed}.npz",
     log:
@@ -43,11 +43,17 @@ rule train:
         init="data/init/seed{seed}.npz",
         script="workflow/scripts/train.py",
         code=[
-            "src/lenet_compare/{framework}_backend.py",
-            "src/lenet_compare/protocol.py",
-            "src/lenet_compare/lenet_spec.py",
-            "src/lenet_compare/training.py",
-            "src/lenet_compare/dataset.py",
+            "src/lenet_compare/train/{framework}_backend.py",
+            "src/lenet_compare/train/init_weights.py",
+            "src/lenet_compare/train/minibatches.py",
+            "src/lenet_compare/train/scores.py",
+            "src/lenet_compare/train/divergence.py",
+            "src/lenet_compare/train/history.py",
+            "src/lenet_compare/core/spec.py",
+            "src/lenet_compare/train/loop.py",
+            "src/lenet_compare/train/checkpoints.py",
+            "src/lenet_compare/train/divergence.py",
+            "src/lenet_compare/data/dataset.py",
         ],
     output:
         model_dir=directory("data/models/{framework}/seed{seed}"),
@@ -77,13 +83,17 @@ rule evaluate:
         run_record="reports/runs/{framework}/seed{seed}/run.json",
         script="workflow/scripts/evaluate.py",
         code=[
-            "src/lenet_compare/{framework}_backend.py",
-            "src/lenet_compare/protocol.py",
-            "src/lenet_compare/lenet_spec.py",
-            "src/lenet_compare/classification.py",
-            "src/lenet_compare/inference_timing.py",
-            "src/lenet_compare/fashion_mnist.py",
-            "src/lenet_compare/dataset.py",
+            "src/lenet_compare/train/{framework}_backend.py",
+            "src/lenet_compare/train/init_weights.py",
+            "src/lenet_compare/train/minibatches.py",
+            "src/lenet_compare/train/scores.py",
+            "src/lenet_compare/train/divergence.py",
+            "src/lenet_compare/train/history.py",
+            "src/lenet_compare/core/spec.py",
+            "src/lenet_compare/evaluate/classification.py",
+            "src/lenet_compare/evaluate/inference_timing.py",
+            "src/lenet_compare/data/fashion_mnist.py",
+            "src/lenet_compare/data/dataset.py",
         ],
     output:
         predictions="data/predictions/{framework}/seed{seed}.npz",

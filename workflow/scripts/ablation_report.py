@@ -6,9 +6,9 @@ pipeline's runs; never imports torch or tensorflow.
 
 from pathlib import Path
 
-from lenet_compare import cli
-from lenet_compare.ablation_report import build
-from lenet_compare.config import load_params
+from lenet_compare.ablation.report import build
+from lenet_compare.core import cli
+from lenet_compare.core.config import load_params
 
 
 def main(args) -> None:

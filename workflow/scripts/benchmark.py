@@ -1,11 +1,11 @@
 """Step `benchmark`: training speed per variant and framework, memory, evaluation speed and pipeline overhead.
 
-Each framework is measured in processes of its own (lenet_compare.bench_training): its variants
+Each framework is measured in processes of its own (lenet_compare.bench.training): its variants
 (ours, its plain loop and, for PyTorch, the article's DataLoader loop) take turns after warm-up.
 Then the pipeline's no-op overhead and its wall time against the number of seeds are measured
-in temporary copies of the repository (lenet_compare.bench_pipeline). Writes benchmark.json
+in temporary copies of the repository (lenet_compare.bench.pipeline). Writes benchmark.json
 (raw timings, medians, ratios, targets, the machine), then benchmark.md from that JSON and a
-figure (lenet_compare.bench_report). Not part of the default target: it takes about 20 minutes
+figure (lenet_compare.bench.report). Not part of the default target: it takes about 20 minutes
 on 2 CPU cores (estimated).
 """
 
@@ -14,10 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lenet_compare import bench_pipeline, bench_report, bench_training, cli
-from lenet_compare.atomic import write_json
-from lenet_compare.backends import FRAMEWORKS
-from lenet_compare.config import load_params
+from lenet_compare.bench import pipeline, report, training
+from lenet_compare.core import cli
+from lenet_compare.core.atomic import write_json
+from lenet_compare.core.config import load_params
+from lenet_compare.core.frameworks import FRAMEWORKS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,7 +37,7 @@ def main(args) -> None:
     with tempfile.TemporaryDirectory(prefix="lenet-benchmark-") as tmp:
         workdir = Path(tmp)
         measured = {
-            framework: bench_training.measure_framework(
+            framework: training.measure_framework(
                 framework,
                 params=args.params,
                 cache=args.cache,
@@ -51,13 +52,13 @@ def main(args) -> None:
         pipeline = None
         if not args.skip_pipeline:
             pipeline = {
-                "noop": bench_pipeline.noop_overhead(REPO, workdir, params, args.raw_dir, args.noop_repeats),
-                "seeds_scaling": bench_pipeline.seeds_scaling(REPO, workdir, params, args.raw_dir, args.seed_counts),
+                "noop": pipeline.noop_overhead(REPO, workdir, params, args.raw_dir, args.noop_repeats),
+                "seeds_scaling": pipeline.seeds_scaling(REPO, workdir, params, args.raw_dir, args.seed_counts),
             }
-    result = bench_report.summarize(measured, pipeline, settings, command)
-    bench_report.figure(result, args.figure)
+    result = report.summarize(measured, pipeline, settings, command)
+    report.figure(result, args.figure)
     write_json(args.out_json, result)
-    bench_report.write_markdown(args.out_json, args.out_md, args.figure)
+    report.write_markdown(args.out_json, args.out_md, args.figure)
     for t in result["targets"]:
         cli.log.info("target %s: %s %s %s -> %s", t["id"], t["value"], t["comparison"], t["threshold"], t["met"])
     cli.log.info("wrote %s, %s and %s", args.out_json, args.out_md, args.figure)
@@ -76,7 +77,7 @@ def frameworks(text: str) -> list[str]:
 
 
 if __name__ == "__main__":
-    p = cli.parser(__doc__.split("\n", 1)[0])
+    p = cli.parser(__doc__)
     p.add_argument("--cache", type=Path, required=True, help="the prepared .npz cache")
     p.add_argument("--raw-dir", type=Path, required=True, help="the raw .gz files (torchvision's dataset, pipeline)")
     p.add_argument("--out-json", type=Path, required=True, help="output: benchmark.json")
@@ -88,5 +89,5 @@ if __name__ == "__main__":
     p.add_argument("--frameworks", type=frameworks, default=list(FRAMEWORKS), help="comma-separated (default both)")
     p.add_argument("--skip-pipeline", action="store_true", help="skip the no-op overhead and seeds scaling runs")
     p.add_argument("--noop-repeats", type=int, default=3, help="runs of each no-op command (default 3)")
-    p.add_argument("--seed-counts", type=counts, default=list(bench_pipeline.SEED_COUNTS), help="default 1,2,4,8")
+    p.add_argument("--seed-counts", type=counts, default=list(pipeline.SEED_COUNTS), help="default 1,2,4,8")
     cli.run(main, p.parse_args())

@@ -1,9 +1,9 @@
 """Step `download`: fetch the four Fashion-MNIST .gz files, verified, into data/raw/."""
 
-from lenet_compare import cli
-from lenet_compare.atomic import write_json
-from lenet_compare.config import load_params
-from lenet_compare.download import fetch_all
+from lenet_compare.core import cli
+from lenet_compare.core.atomic import write_json
+from lenet_compare.core.config import load_params
+from lenet_compare.data.download import fetch_all
 
 
 def main(args) -> None:

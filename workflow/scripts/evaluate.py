@@ -4,7 +4,7 @@ Imports only the chosen framework and runs on the CPU (10,000 images take about 
 never needs a GPU. The model spec comes from the run record the train step wrote; test loss,
 accuracy, per-class precision/recall/F1 and the confusion matrix are computed from the logits
 with numpy, the same code for both frameworks. Inference speed (images/s at batch 1,000 and
-single-image latency) is measured by lenet_compare.inference_timing, also the same for both.
+single-image latency) is measured by lenet_compare.evaluate.inference_timing, also the same for both.
 """
 
 import json
@@ -12,15 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_compare import cli, inference_timing, protocol
-from lenet_compare.atomic import atomic_write, write_json
-from lenet_compare.backends import FRAMEWORKS, import_backend
-from lenet_compare.classification import classification_metrics
-from lenet_compare.config import load_params
-from lenet_compare.dataset import load_prepared
-from lenet_compare.errors import PipelineError
-from lenet_compare.fashion_mnist import CLASS_NAMES
-from lenet_compare.lenet_spec import LeNetSpec
+from lenet_compare.core import cli
+from lenet_compare.core.atomic import atomic_write, write_json
+from lenet_compare.core.config import load_params
+from lenet_compare.core.errors import PipelineError
+from lenet_compare.core.spec import LeNetSpec
+from lenet_compare.data.dataset import load_prepared
+from lenet_compare.data.fashion_mnist import CLASS_NAMES
+from lenet_compare.evaluate import inference_timing
+from lenet_compare.evaluate.classification import classification_metrics
+from lenet_compare.train import scores
+from lenet_compare.train.backends import import_backend
 
 RECORD_KEYS = ("framework", "seed", "params", "train_seconds")  # what this step reads of run.json
 
@@ -62,7 +64,7 @@ def main(args) -> None:
         "n_test": len(y_test),
         "n_correct": n_correct,
         "test_accuracy": n_correct / len(y_test),  # a fraction, never rounded
-        "test_loss": protocol.cross_entropy(logits, y_test),
+        "test_loss": scores.cross_entropy(logits, y_test),
         "train_seconds": record["train_seconds"],
         "threads": backend.thread_counts(),
         **per_class,
@@ -95,10 +97,7 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    p = cli.parser(__doc__.split("\n", 1)[0])
-    p.add_argument("--framework", choices=FRAMEWORKS, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--data", type=Path, required=True, help="the prepared .npz cache")
+    p = cli.parser(__doc__, one_run=True)
     p.add_argument("--model-dir", type=Path, required=True, help="folder holding the trained model")
     p.add_argument("--run-record", type=Path, required=True, help="run.json written by the train step")
     p.add_argument("--predictions", type=Path, required=True, help="output: y_pred and logits (.npz)")

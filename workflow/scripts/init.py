@@ -26,15 +26,15 @@ transposes conv kernels OIHW -> HWIO, dense kernels to (in, out) and reorders fc
 Distribution: PyTorch's defaults for Conv2d and Linear, which for weights and biases alike are
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in channels * k * k (conv) or in (dense); drawn in
 float64 with numpy.random.default_rng([seed, 1]) in the order above, rounded to float32
-(lenet_compare.protocol.initial_weights).
+(lenet_compare.train.init_weights.initial_weights).
 """
 
 from pathlib import Path
 
-from lenet_compare import cli
-from lenet_compare.config import load_params
-from lenet_compare.lenet_spec import LeNetSpec
-from lenet_compare.protocol import save_initial_weights
+from lenet_compare.core import cli
+from lenet_compare.core.config import load_params
+from lenet_compare.core.spec import LeNetSpec
+from lenet_compare.train.init_weights import save_initial_weights
 
 
 def main(args) -> None:
@@ -44,7 +44,7 @@ def main(args) -> None:
 
 
 if __name__ == "__main__":
-    p = cli.parser(__doc__.split("\n", 1)[0])
+    p = cli.parser(__doc__)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--out", type=Path, required=True, help="the .npz of initial weights")
     cli.run(main, p.parse_args())

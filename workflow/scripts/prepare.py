@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from lenet_compare import cli
-from lenet_compare.atomic import write_json
-from lenet_compare.config import load_params
-from lenet_compare.dataset import prepare, save_prepared
+from lenet_compare.core import cli
+from lenet_compare.core.atomic import write_json
+from lenet_compare.core.config import load_params
+from lenet_compare.data.dataset import prepare, save_prepared
 
 
 def main(args) -> None:

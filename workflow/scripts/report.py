@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from lenet_compare import cli
-from lenet_compare.config import load_params
-from lenet_compare.report import build
+from lenet_compare.core import cli
+from lenet_compare.core.config import load_params
+from lenet_compare.report.compare import build
 
 
 def main(args) -> None:

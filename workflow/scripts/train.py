@@ -6,8 +6,6 @@ per epoch) and run.json (versions, device, timing, memory, the params used), eac
 run.json last.
 """
 
-import csv
-import io
 import os
 import platform
 import resource
@@ -17,88 +15,69 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_compare import cli, protocol, training
-from lenet_compare.atomic import write_json, write_text
-from lenet_compare.backends import FRAMEWORKS, import_backend
-from lenet_compare.config import load_params
-from lenet_compare.dataset import load_prepared
-from lenet_compare.devices import require_gpu_if_asked, uses_gpu
-from lenet_compare.gpu_slots import claim_gpu_for_this_process
-from lenet_compare.lenet_spec import LeNetSpec
-
-
-def history_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=protocol.HISTORY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    # repr: the shortest text that reads back as the same float, so reruns compare exactly
-    writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows)
-    return out.getvalue()
+from lenet_compare.core import cli
+from lenet_compare.core.atomic import write_json, write_text
+from lenet_compare.core.config import load_params
+from lenet_compare.core.spec import LeNetSpec
+from lenet_compare.data.dataset import load_prepared
+from lenet_compare.train import init_weights, job
+from lenet_compare.train.history import history_csv
 
 
 def main(args) -> None:
     wall_start = time.perf_counter()
     params = load_params(args.params)
-    train, spec = params["train"], LeNetSpec.from_params(params["model"])
-    # Fails before a framework is imported and before anything is written.
-    require_gpu_if_asked(train["device"])
-    if uses_gpu(train["device"]):
-        # Concurrent GPU jobs each take a GPU of their own (CUDA_VISIBLE_DEVICES, set before
-        # the framework is imported); the lock lasts as long as this process.
-        gpu_claim = claim_gpu_for_this_process()  # noqa: F841
-    backend = import_backend(args.framework)
-    device, device_name = backend.configure(
-        train["device"], train["deterministic"], train["tf32"], args.seed, threads=train["threads"]
-    )
-    cli.log.info(
-        "%s %s on %s (%s), seed %d, init %s, order %s",
-        args.framework,
-        backend.VERSION,
-        device,
-        device_name,
-        args.seed,
-        train["init"],
-        train["order"],
-    )
-
+    train = params["train"]
+    framework = job.start_framework(args.framework, train, args.seed)
+    job.log_start(framework, args.seed, f"init {train['init']}, order {train['order']}")
     data, _ = load_prepared(args.data)
-    init = protocol.load_initial_weights(args.init, spec, args.seed) if train["init"] == "shared" else None
-    trainer = backend.Trainer(spec, train, args.seed, device, init)
-    if trainer.n_parameters != spec.n_parameters:
-        raise AssertionError(f"{args.framework} built {trainer.n_parameters} parameters, spec {spec.n_parameters}")
-    trainer.set_training_data(data["x_train"], data["y_train"])
-    n_train = len(data["y_train"])
-    steps = len(protocol.batch_slices(n_train, train["batch_size"]))
-    key = training.fingerprint(
-        args.framework, args.seed, params["model"], train, data["x_train"], data["y_train"], backend
-    )
-    checkpoints = training.Checkpoints(args.checkpoint_dir, key, backend.CHECKPOINT_SUFFIX)
-    rows = training.run_epochs(trainer, train, data["x_val"], data["y_val"], steps, checkpoints)
+    spec = LeNetSpec.from_params(params["model"])
+    init = init_weights.load_initial_weights(args.init, spec, args.seed) if train["init"] == "shared" else None
+    run = job.train_run(framework, args.seed, params["model"], train, data, init, args.checkpoint_dir)
 
-    model_path = trainer.save(args.model_dir)
-    write_text(args.history, history_csv(rows))
+    model_path = run.trainer.save(args.model_dir)
+    write_text(args.history, history_csv(run.rows))
+    record = run_record(args, params, framework, run, data, model_path)
+    record["wall_seconds"] = time.perf_counter() - wall_start  # from start of the step: imports included
+    write_json(args.run_record, record)
+    run.checkpoints.remove()  # the run is complete: its outputs replace the checkpoint
+    cli.log.info(
+        "wrote %s, %s and %s: %.1f s training, %.2f s per epoch, %.0f images/s",
+        model_path,
+        args.history,
+        args.run_record,
+        record["train_seconds"],
+        record["seconds_per_epoch"],
+        record["images_per_second"],
+    )
+
+
+def run_record(args, params: dict, framework: job.Framework, run: job.Run, data: dict, model_path: Path) -> dict:
+    """run.json: versions, device, timing, memory and the params of one finished run."""
+    train, rows, trainer = params["train"], run.rows, run.trainer
+    n_train = len(data["y_train"])
     train_seconds = sum(r["epoch_seconds"] for r in rows)
-    record = {
+    return {
         "framework": args.framework,
-        "framework_version": backend.VERSION,
+        "framework_version": framework.backend.VERSION,
         "python_version": platform.python_version(),
         "numpy_version": np.__version__,
         "platform": platform.platform(),
         "cpu_count": len(os.sched_getaffinity(0)),  # cores this process may use
-        "device": device,
-        "device_name": device_name,
+        "device": framework.device,
+        "device_name": framework.device_name,
         "model_file": str(model_path),
         "n_parameters": trainer.n_parameters,
         "seed": args.seed,
         "epochs": train["epochs"],
         "batch_size": train["batch_size"],
-        "steps_per_epoch": steps,
+        "steps_per_epoch": run.steps_per_epoch,
         "n_train": n_train,
         "n_val": len(data["y_val"]),
         "train_seconds": train_seconds,
         "val_seconds": sum(r["val_seconds"] for r in rows),
-        "resumed_after_epoch": checkpoints.resumed_after,  # 0: one uninterrupted process
-        "wall_seconds": time.perf_counter() - wall_start,  # from start of the step: imports included
+        "resumed_after_epoch": run.checkpoints.resumed_after,  # 0: one uninterrupted process
+        "wall_seconds": None,  # set last, when the step is done
         "seconds_per_epoch": statistics.median(r["epoch_seconds"] for r in rows),
         "images_per_second": n_train * train["epochs"] / train_seconds,
         # ru_maxrss is in KiB on Linux
@@ -112,24 +91,10 @@ def main(args) -> None:
         "framework_details": trainer.details(),
         "params": {"model": params["model"], "train": train},
     }
-    write_json(args.run_record, record)
-    checkpoints.remove()  # the run is complete: its outputs replace the checkpoint
-    cli.log.info(
-        "wrote %s, %s and %s: %.1f s training, %.2f s per epoch, %.0f images/s",
-        model_path,
-        args.history,
-        args.run_record,
-        train_seconds,
-        record["seconds_per_epoch"],
-        record["images_per_second"],
-    )
 
 
 if __name__ == "__main__":
-    p = cli.parser(__doc__.split("\n", 1)[0])
-    p.add_argument("--framework", choices=FRAMEWORKS, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--data", type=Path, required=True, help="the prepared .npz cache")
+    p = cli.parser(__doc__, one_run=True)
     p.add_argument("--init", type=Path, required=True, help="shared initial weights (read when train.init: shared)")
     p.add_argument("--model-dir", type=Path, required=True, help="folder for the framework-native model file")
     p.add_argument("--history", type=Path, required=True, help="history.csv: one row per epoch")

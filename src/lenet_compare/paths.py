@@ -1,6 +1,0 @@
-"""Where the project's own files live, found from this package's location."""
-
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = ROOT / "workflow" / "schemas" / "params.schema.yaml"

@@ -1,0 +1,93 @@
+"""What both training steps (train, ablation_train) do around the epoch loop.
+
+Start the framework: claim a GPU when the job will use one, import the one framework, set its
+threads, device, determinism and TF32 from the params. Then train one run: build the
+trainer, load the data, resume from a matching checkpoint, run the epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from lenet_compare.core import cli
+from lenet_compare.core.spec import LeNetSpec
+from lenet_compare.train import checkpoints, loop, minibatches
+from lenet_compare.train.backends import import_backend
+from lenet_compare.train.devices import require_gpu_if_asked, uses_gpu
+from lenet_compare.train.gpu_slots import claim_gpu_for_this_process
+
+
+@dataclass
+class Framework:
+    """One framework, started in this process."""
+
+    name: str
+    backend: ModuleType
+    device: str  # "cuda" or "cpu"
+    device_name: str
+    gpu_claim: object | None  # the GPU's lock, held as long as this object lives
+
+
+def start_framework(name: str, train: dict, seed: int) -> Framework:
+    """Fails before a framework is imported, and so before anything is written, when the
+    params ask for a GPU that is not there."""
+    require_gpu_if_asked(train["device"])
+    # Concurrent GPU jobs each take a GPU of their own (CUDA_VISIBLE_DEVICES, set before the
+    # framework is imported); the lock lasts as long as the claim.
+    gpu_claim = claim_gpu_for_this_process() if uses_gpu(train["device"]) else None
+    backend = import_backend(name)
+    device, device_name = backend.configure(
+        train["device"], train["deterministic"], train["tf32"], seed, threads=train["threads"]
+    )
+    return Framework(name, backend, device, device_name, gpu_claim)
+
+
+@dataclass
+class Run:
+    """A finished training run: the trained trainer, one history row per epoch, its checkpoints."""
+
+    trainer: object
+    rows: list[dict]
+    checkpoints: checkpoints.Checkpoints
+    steps_per_epoch: int
+
+
+def train_run(
+    framework: Framework,
+    seed: int,
+    model: dict,
+    train: dict,
+    data: dict[str, np.ndarray],
+    init: dict[str, np.ndarray] | None,
+    checkpoint_dir: Path,
+    label: str = "",
+) -> Run:
+    """Train ``train["epochs"]`` epochs of LeNet-5 ``model`` from ``init`` (None: the
+    framework's own initializers), resuming from ``checkpoint_dir`` when it matches."""
+    spec = LeNetSpec.from_params(model)
+    backend = framework.backend
+    trainer = backend.Trainer(spec, train, seed, framework.device, init)
+    if trainer.n_parameters != spec.n_parameters:
+        raise AssertionError(f"{framework.name} built {trainer.n_parameters} parameters, spec {spec.n_parameters}")
+    trainer.set_training_data(data["x_train"], data["y_train"])
+    steps = len(minibatches.batch_slices(len(data["y_train"]), train["batch_size"]))
+    key = checkpoints.fingerprint(framework.name, seed, model, train, data["x_train"], data["y_train"], backend)
+    saved = checkpoints.Checkpoints(checkpoint_dir, key, backend.CHECKPOINT_SUFFIX)
+    rows = loop.run_epochs(trainer, train, data["x_val"], data["y_val"], steps, saved, label=label)
+    return Run(trainer, rows, saved, steps)
+
+
+def log_start(framework: Framework, seed: int, what: str) -> None:
+    cli.log.info(
+        "%s %s on %s (%s), seed %d: %s",
+        framework.name,
+        framework.backend.VERSION,
+        framework.device,
+        framework.device_name,
+        seed,
+        what,
+    )
