@@ -11,6 +11,9 @@ from conftest import make_workspace, run
 
 pytestmark = pytest.mark.slow
 
+# docs/engines.md: adopting a DVC checkout in Snakemake.
+RECIPE = "dvc status -q && snakemake --cores 1 --touch"
+
 
 @pytest.fixture(scope="module")
 def dvc_repo(tmp_path_factory):
@@ -87,10 +90,27 @@ def test_after_dvc_checkout_snakemake_touch_makes_it_up_to_date(dvc_repo, tmp_pa
     assert "up to date" in run(["dvc", "status"], repo).stdout
     stale = run(["snakemake", "--cores", "1", "--dry-run"], repo)
     assert "Nothing to be done" not in stale.stdout + stale.stderr  # what users would hit
-    run(["snakemake", "--cores", "1", "--touch"], repo)
+    run(RECIPE, repo)  # docs/engines.md's recipe, as a user types it
     fresh = run(["snakemake", "--cores", "1", "--dry-run"], repo)
     assert "Nothing to be done" in fresh.stdout + fresh.stderr
     assert "up to date" in run(["dvc", "status"], repo).stdout  # touching changed no content
+
+
+def test_the_recipe_never_touches_stale_outputs(dvc_repo, tmp_path):
+    """The recipe relies on exit codes: `dvc status` exits 0 even when a stage changed, only
+    `dvc status -q` exits 1 then, so `--touch` runs only on an up-to-date checkout."""
+    repo = clone_of(dvc_repo, tmp_path / "repo")
+    shutil.rmtree(repo / ".snakemake", ignore_errors=True)  # other tests ran Snakemake in dvc_repo
+    assert run(["dvc", "status", "-q"], repo, check=False).returncode == 0
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["epochs"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    status = run(["dvc", "status"], repo, check=False)
+    assert status.returncode == 0 and "changed" in status.stdout  # why the recipe needs -q
+    assert run(["dvc", "status", "-q"], repo, check=False).returncode == 1
+    recipe = run(RECIPE, repo, check=False)
+    assert recipe.returncode == 1
+    assert not (repo / ".snakemake").exists()  # Snakemake never ran, so it marked nothing current
 
 
 def test_after_a_snakemake_run_dvc_commit_adopts_the_outputs(tmp_path):

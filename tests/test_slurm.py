@@ -221,5 +221,7 @@ def test_pipeline_on_slurm_equals_a_local_run(slurm_cluster, tmp_path):
     gpu_log = gpu_run.stdout + gpu_run.stderr
     sbatch = re.search(r"sbatch call: (sbatch .*--comment rule_train_wildcards_torch_0 .*)", gpu_log)
     assert sbatch, gpu_log
-    assert re.search(r"-t 60 --mem 8000 --cpus-per-task=2 .*--gpus=1 ", sbatch[1]), sbatch[1]
+    # CPUs per job: train.threads, the threads the step sets itself (no set-threads in the profile).
+    threads = yaml.safe_load((on_slurm / "params.yaml").read_text())["train"]["threads"]
+    assert re.search(rf"-t 60 --mem 8000 --cpus-per-task={threads} .*--gpus=1 ", sbatch[1]), sbatch[1]
     assert gpu_run.returncode != 0 and "Invalid generic resource (gres) specification" in gpu_log, gpu_log
