@@ -37,12 +37,14 @@ U = 2.0**-24  # float32's unit roundoff: a correctly rounded operation errs by a
 # bias corrections, sqrt, + eps, the division, * lr): each contributes at most U relative to its
 # result, so 16 U bounds their sum to first order.
 ADAM_ROUNDINGS = 16
-# The epoch-level bound, in units of the one-ulp control: the fast path may drift from the
-# plain one no further than the plain one drifts from itself when every initial weight moves by
-# one ulp. Measured here (AMD EPYC, 2 cores), gap / control for the loss and the weights: torch
-# 0.10 and 0.04, Keras 0 and 0 (its two paths run the same kernels); a fast path with the next
-# epoch's order 19-30 and 20, with lr 10 % off 13-127 and 7.8-8.2. A factor of 1 leaves
-# 10-25x room below it for another CPU's rounding and 7x above it to catch a wrong path.
+# The epoch-level bound, in units of the one-ulp control measured in the test on the machine
+# that runs it: the fast path may drift from the plain one no further than the plain one
+# drifts from itself when every initial weight moves by one ulp. Both drifts come from last-bit
+# differences amplified by the same 63 steps, so their ratio, not their size, is what carries
+# over between CPUs. Measured on an Intel Xeon (AVX-512, 2 cores), gap / control for the loss
+# and the weights: torch 0.10 and 0.04, Keras 0 and 0 (its two paths run the same kernels); a
+# fast path with the next epoch's order 19-30 and 20, with lr 10 % off 13-127 and 7.8-8.2.
+# A factor of 1 leaves 10-25x room below it and 7x above it.
 EPOCH_FACTOR = 1.0
 MUTATIONS = ("order", "lr")
 
@@ -86,9 +88,11 @@ def update_tolerance(train: dict, keras_eps: bool, t: int, theta_new, m, m_new, 
     m_hat = m' / (1 - b1^t), s = sqrt(v' / (1 - b2^t)); Keras adds eps before the bias correction,
     i.e. eps_t = eps / sqrt(1 - b2^t) (tensorflow_backend.make_optimizer). Three sources:
     - the gradients differ by rounding: each is within gamma_n * sum|terms| of the exact one. We
-      take max|g| of the tensor for sum|terms|; gamma_n is a worst case that grows like nU where
-      real errors grow like sqrt(n) U (about 160x less at n = 26,000), which leaves room for
-      terms that cancel. That error moves delta by at most |d delta / dg| * dg, with
+      take max|g| of the tensor for sum|terms|, which is not a bound where terms cancel; what
+      makes the product safe is gamma_n, a worst case that grows like nU where real rounding
+      errors grow like sqrt(n) U (about 160x less at n = 26,000): room for terms that cancel
+      by up to that factor. (A strict bound would need per-example gradient magnitudes.)
+      That error moves delta by at most |d delta / dg| * dg, with
       |d delta / dg| <= lr / (1 - b1^t) / (s + eps) * ((1 - b1) + |m_hat| * sqrt((1 - b2) / (1 - b2^t)) / (s + eps))
       (from s >= sqrt((1 - b2) / (1 - b2^t)) |g|);
     - Adam's own arithmetic: ADAM_ROUNDINGS * U relative, m' measured by the magnitudes it sums;
