@@ -100,21 +100,34 @@ def tiny_workspace(tmp_path: Path) -> Path:
     return make_workspace(tmp_path / "repo", tiny_params(**{"train.epochs": 1}))
 
 
-def test_a_second_snakemake_stops_while_the_first_runs(tiny_workspace, tmp_path):
+def second_while_first_trains(cmd: list[str], workspace: Path, tmp_path: Path, while_held=None):
+    """Start ``cmd``, hold it in its training step, run ``cmd`` again meanwhile, then let the
+    first finish. The first run's process id and the second run's result; fails unless the two
+    really overlapped and the second one failed."""
     log, gate = tmp_path / "first.log", Gate(tmp_path / "gate")
-    first = start(["snakemake", "--cores", "1", HISTORY], tiny_workspace, log, gate)
+    first = start(cmd, workspace, log, gate)
     try:
-        locks = tiny_workspace / ".snakemake" / "locks"
         wait_until(gate.reached.exists, first, log, "the training step")
-        assert locks.is_dir() and any(locks.iterdir()), "no lock held while the first run trains"
-        second = run(["snakemake", "--cores", "1", HISTORY], tiny_workspace, check=False, timeout=HANG_SECONDS)
+        if while_held is not None:
+            while_held()
+        second = run(cmd, workspace, check=False, timeout=HANG_SECONDS)
         still_running = first.poll() is None
     finally:
         gate.open()
         finish(first, log)
-    output = second.stdout + second.stderr
     assert still_running, "the first run ended before the second one had tried: no overlap tested"
-    assert second.returncode != 0, output
+    assert second.returncode != 0, second.stdout + second.stderr
+    return first.pid, second
+
+
+def test_a_second_snakemake_stops_while_the_first_runs(tiny_workspace, tmp_path):
+    locks = tiny_workspace / ".snakemake" / "locks"
+
+    def locks_held():
+        assert locks.is_dir() and any(locks.iterdir()), "no lock held while the first run trains"
+
+    _, second = second_while_first_trains(["snakemake", "--cores", "1", HISTORY], tiny_workspace, tmp_path, locks_held)
+    output = second.stdout + second.stderr
     assert "Directory cannot be locked" in output, output
 
     assert_trained_one_epoch(tiny_workspace)
@@ -124,21 +137,11 @@ def test_a_second_snakemake_stops_while_the_first_runs(tiny_workspace, tmp_path)
 
 
 def test_a_second_dvc_repro_stops_while_the_first_runs(tiny_workspace, tmp_path):
-    log, gate = tmp_path / "first.log", Gate(tmp_path / "gate")
-    first = start(["dvc", "repro", DVC_STAGE], tiny_workspace, log, gate)
-    try:
-        wait_until(gate.reached.exists, first, log, "the training stage")
-        second = run(["dvc", "repro", DVC_STAGE], tiny_workspace, check=False, timeout=HANG_SECONDS)
-        still_running = first.poll() is None
-    finally:
-        gate.open()
-        finish(first, log)
+    first_pid, second = second_while_first_trains(["dvc", "repro", DVC_STAGE], tiny_workspace, tmp_path)
     output = second.stdout + second.stderr
-    assert still_running, "the first run ended before the second one had tried: no overlap tested"
-    assert second.returncode != 0, output
     # DVC 3 locks each stage's outputs for the run that reproduces them (.dvc/tmp/rwlock) and
     # names the process that holds them; older DVC held one lock on the repo ("Unable to acquire lock").
-    blocked = re.search(rf"is busy, it is being blocked by:\s+\(PID {first.pid}\)", output)
+    blocked = re.search(rf"is busy, it is being blocked by:\s+\(PID {first_pid}\)", output)
     assert blocked or "Unable to acquire lock" in output, output
 
     # The first run held the training stage's lock (it waited inside it) and had finished the

@@ -6,7 +6,10 @@
 rule download:
     input:
         script="workflow/scripts/download.py",
-        code=["src/lenet_compare/data/download.py", "src/lenet_compare/data/fashion_mnist.py"],
+        code=[
+            "src/lenet_compare/data/download.py",
+            "src/lenet_compare/data/fashion_mnist.py",
+        ],
     output:
         raw=RAW,
         provenance="reports/data/provenance.json",

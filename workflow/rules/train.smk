@@ -26,7 +26,10 @@ wildcard_constraints:
 rule init:
     input:
         script="workflow/scripts/init.py",
-        code=["src/lenet_compare/train/init_weights.py", "src/lenet_compare/core/spec.py"],
+        code=[
+            "src/lenet_compare/train/init_weights.py",
+            "src/lenet_compare/core/spec.py",
+        ],
     output:
         weights="data/init/seed{seed}.npz",
     log:
@@ -44,15 +47,15 @@ rule train:
         script="workflow/scripts/train.py",
         code=[
             "src/lenet_compare/train/{framework}_backend.py",
-            "src/lenet_compare/train/init_weights.py",
-            "src/lenet_compare/train/minibatches.py",
-            "src/lenet_compare/train/scores.py",
-            "src/lenet_compare/train/divergence.py",
-            "src/lenet_compare/train/history.py",
-            "src/lenet_compare/core/spec.py",
+            "src/lenet_compare/train/job.py",
             "src/lenet_compare/train/loop.py",
             "src/lenet_compare/train/checkpoints.py",
             "src/lenet_compare/train/divergence.py",
+            "src/lenet_compare/train/scores.py",
+            "src/lenet_compare/train/minibatches.py",
+            "src/lenet_compare/train/init_weights.py",
+            "src/lenet_compare/train/history.py",
+            "src/lenet_compare/core/spec.py",
             "src/lenet_compare/data/dataset.py",
         ],
     output:
@@ -84,11 +87,8 @@ rule evaluate:
         script="workflow/scripts/evaluate.py",
         code=[
             "src/lenet_compare/train/{framework}_backend.py",
-            "src/lenet_compare/train/init_weights.py",
-            "src/lenet_compare/train/minibatches.py",
             "src/lenet_compare/train/scores.py",
-            "src/lenet_compare/train/divergence.py",
-            "src/lenet_compare/train/history.py",
+            "src/lenet_compare/train/minibatches.py",
             "src/lenet_compare/core/spec.py",
             "src/lenet_compare/evaluate/classification.py",
             "src/lenet_compare/evaluate/inference_timing.py",

@@ -21,7 +21,7 @@ Layout of the .npz (canonical: PyTorch's own names and shapes, float32), for the
 Other specs have conv{i} for each entry of model.conv_channels and fc{j} for each entry of
 model.hidden plus the output layer. PyTorch loads the arrays as its state_dict; Keras
 transposes conv kernels OIHW -> HWIO, dense kernels to (in, out) and reorders fc1's inputs from
-(C, H, W) to its channel-last (H, W, C) flatten order (lenet_compare.lenet_spec.to_channels_last).
+(C, H, W) to its channel-last (H, W, C) flatten order (lenet_compare.core.spec.to_channels_last).
 
 Distribution: PyTorch's defaults for Conv2d and Linear, which for weights and biases alike are
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = in channels * k * k (conv) or in (dense); drawn in

@@ -1,6 +1,6 @@
 """The article's setup and the cumulative steps from it to the controlled protocol (framework-free).
 
-The article's two runs differed in six factors (lenet_compare.article.FACTORS).
+The article's two runs differed in six factors (lenet_compare.core.article.FACTORS).
 ``ablation.article`` in params.yaml gives each factor's value in its notebook, per framework;
 the controlled value is the main protocol's (``model`` / ``train``), logits and exact accuracy.
 Step 0 ("article") trains the article's setup; each following step (``ablation.steps``) moves
