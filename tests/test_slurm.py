@@ -155,7 +155,8 @@ def slurm_jobs(run_id: str, since: datetime) -> pd.DataFrame:
 
 @pytest.mark.timeout(3600)
 def test_pipeline_on_slurm_equals_a_local_run(slurm_cluster, tmp_path):
-    params = tiny_params(**{"train.epochs": 1})
+    # train.threads 2, not the default 1, which is also what Slurm allocates when asked for nothing.
+    params = tiny_params(**{"train.epochs": 1, "train.threads": 2})
     on_slurm = make_workspace(tmp_path / "slurm", params)
     local = make_workspace(tmp_path / "local", params)
     profile = cpu_profile(on_slurm, tmp_path / "profile-no-gpu")
@@ -173,9 +174,10 @@ def test_pipeline_on_slurm_equals_a_local_run(slurm_cluster, tmp_path):
     assert jobs["rule"].value_counts().to_dict() == stats, jobs
     assert (jobs["State"] == "COMPLETED").all(), jobs
     assert (jobs["Account"] == ACCOUNT).all() and (jobs["Partition"] == PARTITION).all(), jobs
-    # The profile's resources reached Slurm: training jobs have 2 CPUs and 8 GB each.
+    # The profile's resources reached Slurm: training jobs have train.threads CPUs and 8 GB each.
     training = jobs[jobs["rule"] == "train"]
-    assert (training["AllocCPUS"] == "2").all() and (training["ReqMem"] == "8000M").all(), training
+    cpus = str(params["train"]["threads"])
+    assert (training["AllocCPUS"] == cpus).all() and (training["ReqMem"] == "8000M").all(), training
     assert set(training["Comment"]) == {
         f"rule_train_wildcards_{fw}_{seed}" for fw in params["frameworks"] for seed in params["seeds"]
     }
@@ -222,6 +224,5 @@ def test_pipeline_on_slurm_equals_a_local_run(slurm_cluster, tmp_path):
     sbatch = re.search(r"sbatch call: (sbatch .*--comment rule_train_wildcards_torch_0 .*)", gpu_log)
     assert sbatch, gpu_log
     # CPUs per job: train.threads, the threads the step sets itself (no set-threads in the profile).
-    threads = yaml.safe_load((on_slurm / "params.yaml").read_text())["train"]["threads"]
-    assert re.search(rf"-t 60 --mem 8000 --cpus-per-task={threads} .*--gpus=1 ", sbatch[1]), sbatch[1]
+    assert re.search(rf"-t 60 --mem 8000 --cpus-per-task={cpus} .*--gpus=1 ", sbatch[1]), sbatch[1]
     assert gpu_run.returncode != 0 and "Invalid generic resource (gres) specification" in gpu_log, gpu_log
