@@ -155,7 +155,7 @@ def max_gap(a: dict, a_prefix: str, b: dict, b_prefix: str, names: list[str]) ->
     return max(float(np.abs(a[f"{a_prefix}/{n}"] - b[f"{b_prefix}/{n}"]).max()) for n in names)
 
 
-# --- A float64 reference of the spec (lenet_spec.py's docstring), and its float32 control ------
+# --- A float64 reference of the spec (core/spec.py's docstring), and its float32 control ------
 
 
 def windows(a: np.ndarray, k: int, pad: int) -> np.ndarray:

@@ -114,7 +114,7 @@ def _cross_field_problems(params: dict) -> list[str]:
             f"(model.conv_channels = {model['conv_channels']})"
         )
     else:
-        # lenet_spec is the one place that knows the network's geometry.
+        # core/spec.py is the one place that knows the network's geometry.
         try:
             _ = LeNetSpec.from_params(model).conv_layers  # raises when a layer leaves no pixels
         except ValueError as e:

@@ -35,7 +35,8 @@ def fingerprint(
     data, the training code and the libraries that run it.
 
     The code is the bytes of the modules a training step runs (``TRAINING_CODE``): a changed
-    epoch loop, backend, protocol or spec must not continue weights that older code trained.
+    epoch loop, backend, data order, scoring, divergence check or spec must not continue
+    weights that older code trained.
     The versions are the framework's (``backend.VERSION``) and numpy's, which draws the shared
     order and initial weights. train.device is left out on purpose: resuming a GPU run on a CPU
     (or back) is allowed.

@@ -24,7 +24,7 @@ def non_finite_loss(epoch: int, step: int, steps: int, value: float, at_most: bo
 def check_weights_finite(trainer, epoch: int) -> None:
     """Stop a run whose weights hold NaN or inf, even when its loss looks fine.
 
-    The loss check (protocol.non_finite_loss) names the step, but it can miss: TensorFlow's
+    The loss check (non_finite_loss) names the step, but it can miss: TensorFlow's
     relu maps NaN to 0, so once conv1's weights are NaN a Keras network outputs constants and
     trains on at chance level with a finite loss.
     """
