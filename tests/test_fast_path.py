@@ -164,17 +164,11 @@ class KerasSide:
     def __init__(self, backend):
         self.backend, self.keras = backend, backend.keras
 
-    def _optimizer(self, trainer):
-        optimizer = trainer.model.optimizer
-        if not optimizer.built:
-            optimizer.build(trainer.model.trainable_variables)
-        return optimizer
-
     def weights(self, trainer) -> list[np.ndarray]:
         return [np.asarray(v.numpy(), np.float64) for v in trainer.model.trainable_variables]
 
     def moments(self, trainer) -> tuple[int, list, list]:
-        o = self._optimizer(trainer)
+        o = trainer.optimizer()
         return (
             int(o.iterations.numpy()),
             [np.asarray(v.numpy(), np.float64) for v in o._momentums],
@@ -216,7 +210,7 @@ class KerasSide:
         return np.array(steps), np.array([means[s] for s in steps], np.float64)
 
     def set_lr(self, trainer, lr: float) -> None:
-        self._optimizer(trainer).learning_rate.assign(lr)
+        trainer.optimizer().learning_rate.assign(lr)
 
     def break_order(self, trainer) -> None:
         right = trainer.epoch_arrays

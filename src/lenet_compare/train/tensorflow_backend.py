@@ -299,20 +299,24 @@ class Trainer:
     def save(self, model_dir: Path) -> Path:
         return save_model(self.model, Path(model_dir) / MODEL_FILE)
 
-    def state(self) -> dict[str, np.ndarray]:
-        """A copy of the weights and optimizer variables (moments, step count): all that the
-        next step depends on."""
+    def optimizer(self) -> keras.optimizers.Optimizer:
+        """The compiled Adam with its variables (moments, step count) created: fit creates them on
+        its first step, a checkpoint needs them before."""
         optimizer = self.model.optimizer
         if not optimizer.built:
             optimizer.build(self.model.trainable_variables)
+        return optimizer
+
+    def state(self) -> dict[str, np.ndarray]:
+        """A copy of the weights and optimizer variables (moments, step count): all that the
+        next step depends on."""
+        optimizer = self.optimizer()
         arrays = {f"w{i}": np.array(v.numpy()) for i, v in enumerate(self.model.weights)}
         arrays.update({f"o{i}": np.array(v.numpy()) for i, v in enumerate(optimizer.variables)})
         return arrays
 
     def load_state(self, state: dict[str, np.ndarray]) -> None:
-        optimizer = self.model.optimizer
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
+        optimizer = self.optimizer()
         for i, v in enumerate(self.model.weights):
             v.assign(state[f"w{i}"])
         for i, v in enumerate(optimizer.variables):
