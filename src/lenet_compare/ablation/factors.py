@@ -7,10 +7,13 @@ Step 0 ("article") trains the article's setup; each following step (``ablation.s
 one more factor to its controlled value in both frameworks. After the last step every factor is controlled, so that
 step *is* the main pipeline's runs: it is not trained again.
 
-A step that leaves a framework's training unchanged (a factor it already had at the controlled
-value, or the accuracy factor, which only changes how a result is reported) reuses that
-framework's run of the earlier step: ``run_id`` names the first step with the same training
-configuration, so each distinct configuration trains once per seed.
+A step that leaves a framework's training unchanged reuses that framework's run of the
+earlier step: ``run_id`` names the first step with the same training, so each distinct training
+trains once per seed. A step leaves training unchanged when the framework already had the
+controlled value, or when the factor cannot change a trained weight: the accuracy factor only
+changes how a result is printed, and Keras's softmax head trains bit for bit like logits (Keras
+hands categorical cross-entropy the logits under the softmax, tests/test_ablation.py proves it
+on every run of the suite), so only the article's own run trains with the softmax head.
 """
 
 from __future__ import annotations
@@ -82,13 +85,23 @@ def main_training_config(params: dict) -> tuple[dict, dict]:
     return model, train
 
 
+# Train params that change how a run is reported or computed, never its trained weights.
+TRAINING_NEUTRAL = ("head",)
+
+
+def _training(config: tuple[dict, dict]) -> tuple[dict, dict]:
+    """What determines the trained weights: the config less its training-neutral keys."""
+    model, train = config
+    return model, {k: v for k, v in train.items() if k not in TRAINING_NEUTRAL}
+
+
 def run_id(params: dict, framework: str, step: str) -> str:
-    """The run whose results ``framework`` has at ``step``: "main", or the first step with its config."""
-    config = training_config(params, framework, step)
-    if config == main_training_config(params):
+    """The run whose results ``framework`` has at ``step``: "main", or the first step that trains the same."""
+    training = _training(training_config(params, framework, step))
+    if training == _training(main_training_config(params)):
         return MAIN
     for earlier in step_names(params):
-        if training_config(params, framework, earlier) == config:
+        if _training(training_config(params, framework, earlier)) == training:
             return earlier
     raise AssertionError("unreachable: the step itself matches")
 

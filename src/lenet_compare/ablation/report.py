@@ -317,13 +317,28 @@ def _step_entry(params: dict, results: dict, k: int, step: str, before: dict | N
     gaps = np.subtract(entry["accuracy"][tf]["reported"]["values"], entry["accuracy"][pt]["reported"]["values"])
     entry["gap"] = summary(gaps)
     if before is None:
-        entry.update(retrained=list(PAIR), reporting_changed=[], change=None)
+        entry.update(retrained=list(PAIR), reporting_changed=[], no_op=[], change=None, framework_change=None)
     else:
         entry["retrained"] = [f for f in PAIR if entry["run_ids"][f] != before["run_ids"][f]]
         entry["reporting_changed"] = [
             f for f in PAIR if entry["settings"][f]["accuracy"] != before["settings"][f]["accuracy"]
         ]
+        # Moved, yet neither retrained nor reported differently: a factor proven not to change
+        # training (factors.TRAINING_NEUTRAL, Keras's softmax head).
+        entry["no_op"] = [
+            f
+            for f in PAIR
+            if entry["settings"][f] != before["settings"][f]
+            and f not in entry["retrained"]
+            and f not in entry["reporting_changed"]
+        ]
         entry["change"] = summary(np.subtract(entry["gap"]["values"], before["gap"]["values"]))
+        # What the step did to each framework's own accuracy, paired by seed. Exact accuracies:
+        # a change of reporting (truncation) is not something the factor did to training.
+        entry["framework_change"] = {
+            f: summary(np.subtract(entry["accuracy"][f]["exact"]["values"], before["accuracy"][f]["exact"]["values"]))
+            for f in PAIR
+        }
     entry["what_changed"] = what_changed(entry)
     return entry
 
@@ -417,14 +432,18 @@ def what_changed(entry: dict) -> str:
     names = FRAMEWORK_NAMES
     retrained = entry["retrained"]
     reporting = [f for f in entry["reporting_changed"] if f not in retrained]
-    untouched = [f for f in PAIR if f not in retrained and f not in reporting]
+    no_op = entry["no_op"]
+    untouched = [f for f in PAIR if f not in retrained and f not in reporting and f not in no_op]
+    already = f" ({' and '.join(names[f] for f in untouched)} already controlled)" if untouched else ""
     if retrained:
         text = " and ".join(names[f] for f in retrained)
         if reporting:
             return f"{text}; reporting only: {' and '.join(names[f] for f in reporting)}"
-        return text + (f" ({' and '.join(names[f] for f in untouched)} already controlled)" if untouched else "")
+        return text + already
     if reporting:
         return f"none: reporting only ({' and '.join(names[f] for f in reporting)})"
+    if no_op:
+        return f"none: {' and '.join(names[f] for f in no_op)} trains bit for bit as before{already}"
     return "none: both already controlled"
 
 
@@ -533,10 +552,31 @@ def conclusion(a: dict) -> list[str]:
                 else "no step's 95 % CI excludes zero."
             )
         )
+    lines.extend(framework_effects(a))
     lines.append(
         f"With every factor controlled the gap is {_pts(last_gap['mean'])} points ({ci_text(last_gap)}), "
         f"a change of {_pts(total['change']['mean'])} points from the article's setup ({ci_text(total['change'])})."
     )
+    return lines
+
+
+def framework_effects(a: dict) -> list[str]:
+    """Per framework, the steps that changed its own (exact) accuracy beyond their 95 % CI."""
+    lines = []
+    for f in PAIR:
+        moved = [
+            f"{e['label']} ({_pts(e['framework_change'][f]['mean'])} points, {ci_text(e['framework_change'][f])})"
+            for e in a["steps"][1:]
+            if f in e["retrained"] and _excludes_zero(e["framework_change"][f])
+        ]
+        lines.append(
+            f"{a['frameworks'][f]}'s own accuracy: "
+            + (
+                f"the steps whose 95 % CI excludes zero are {'; '.join(moved)}."
+                if moved
+                else "no step changed it beyond its 95 % CI."
+            )
+        )
     return lines
 
 
