@@ -24,6 +24,9 @@ def test_committed_params_are_valid():
         ("data.limit_train", 70000, r"data.limit_train = 70000 .*<= 60000"),
         ("seeds", [], r"seeds = \[\] .*at least 1 items"),
         ("data.sources", [], r"data.sources = \[\] .*at least 1 items"),
+        ("train.xla", "auto", r"train.xla = 'auto' is not allowed: .*boolean"),
+        ("scheduling.gpu_wait_seconds", 0, r"scheduling.gpu_wait_seconds = 0 is not allowed: .*> 0"),
+        ("report.equivalence_margin", -1.0, r"report.equivalence_margin = -1.0 is not allowed: .*> 0"),
     ],
 )
 def test_bad_values_name_key_value_and_rule(key, value, expected):

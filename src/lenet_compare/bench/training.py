@@ -190,11 +190,15 @@ def setup(args):
     from lenet_compare.core.config import load_params
     from lenet_compare.core.spec import LeNetSpec
     from lenet_compare.train.backends import import_backend
+    from lenet_compare.train.devices import resolve_device
+    from lenet_compare.train.job import check_can_run
 
     params = load_params(args.params)
     train, spec = params["train"], LeNetSpec.from_params(params["model"])
     backend = import_backend(args.framework)
-    device, device_name = backend.configure(train["device"], train["deterministic"], train["tf32"], BENCH_SEED)
+    device = resolve_device(train["device"])
+    check_can_run(args.framework, backend, device, train)
+    device, device_name = backend.configure(device, train["deterministic"], train["tf32"], BENCH_SEED)
     return backend, spec, train, device, device_name
 
 
@@ -282,17 +286,12 @@ def run_eval(args) -> dict:
     backend = import_backend(args.framework)
     model = backend.load_for_inference(args.save_model, spec)  # the evaluate step's loading: CPU
     x_test = load_prepared(args.cache)[0]["x_test"]
-    timing = inference_timing.measure(
-        lambda x: backend.predict(model, x),
-        lambda image: backend.predict_one(model, image),
-        x_test,
-        backend.PREDICT_BATCH,
-    )
+    timing = inference_timing.measure(args.framework, model, x_test, spec)
     cli.log.info(
-        "%s inference: %.0f images/s at batch %d, %.2f ms per single image",
+        "%s inference, fastest idiomatic call: %.0f images/s at batch %d, %.2f ms per single image",
         args.framework,
         timing["inference_images_per_second"],
-        backend.PREDICT_BATCH,
+        max(inference_timing.BATCH_SIZES),
         timing["latency_ms_single_image"],
     )
     return {"framework": args.framework, "framework_version": backend.VERSION, "device": "cpu", **timing}

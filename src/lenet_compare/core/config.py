@@ -119,6 +119,13 @@ def _cross_field_problems(params: dict) -> list[str]:
             _ = LeNetSpec.from_params(model).conv_layers  # raises when a layer leaves no pixels
         except ValueError as e:
             problems.append(f"model: {e}; use a smaller model.kernel_size or more model.conv_padding")
+    if train["xla"] and train["deterministic"]:
+        # Keras turns jit_compile off (with only a warning) under TensorFlow's op determinism,
+        # since XLA lacks deterministic versions of some ops: the run would not use XLA.
+        problems.append(
+            "train.xla = true needs train.deterministic = false: Keras does not compile with XLA "
+            "under TensorFlow's op determinism"
+        )
     return problems + article.config_problems(params)
 
 

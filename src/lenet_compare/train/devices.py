@@ -74,6 +74,34 @@ def uses_gpu(device: str) -> bool:
     return device == "cuda" or (device == "auto" and visible_gpu_count() > 0)
 
 
+def resolve_device(device: str) -> str:
+    """The device a job with ``train.device = device`` must train on: "cuda" or "cpu".
+
+    Decided here, from the driver's view, and never by the framework: a framework that cannot
+    see the GPU this job was scheduled on must stop (gpu_not_seen), not fall back to the CPU.
+    """
+    return "cuda" if uses_gpu(device) else "cpu"
+
+
+def gpu_not_seen(framework: str, sees: str, device: str) -> PipelineError:
+    """The error for a job that will use a GPU whose framework sees none.
+
+    ``sees`` is the framework's own account (backend.gpu_view()). Silently training on the CPU
+    instead would compare one framework on a GPU with the other on a CPU: the article's mistake.
+    """
+    if device == "cuda":
+        why = "train.device is 'cuda'"
+    else:
+        why = f"train.device is 'auto' and the driver shows {visible_gpu_count()} GPU(s) to this job"
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return PipelineError(
+        f"{framework} sees no GPU, but this job must use one ({why}). {framework} reports: {sees}. "
+        f"Fix one of: the NVIDIA driver (nvidia-smi must work on this node and {framework} must load "
+        "its CUDA libraries: `make setup` installs them, docs/slurm-and-gpus.md); CUDA_VISIBLE_DEVICES "
+        f"(now {listed!r}); or set train.device: cpu in params.yaml to train on the CPU. Nothing was written."
+    )
+
+
 def require_gpu_if_asked(device: str) -> None:
     """Stop with a clear message when ``train.device: cuda`` but no GPU is visible."""
     if device == "cuda" and visible_gpu_count() == 0:

@@ -113,22 +113,35 @@ def thread_counts() -> dict:
     }
 
 
-def configure(device: str, deterministic: bool, tf32: bool, seed: int, threads: int | None = None) -> tuple[str, str]:
-    """Set the threads (when given), pick the device, set determinism and TF32, all before
-    TensorFlow initializes its runtime.
+def sees_gpu() -> bool:
+    return bool(tf.config.list_physical_devices("GPU"))
 
-    Returns ("cuda" or "cpu", the device's name for the record).
+
+def gpu_view() -> str:
+    """What TensorFlow sees, for the error of a GPU job it cannot run (devices.gpu_not_seen)."""
+    build = tf.sysconfig.get_build_info()
+    return (
+        f"tf.config.list_physical_devices('GPU') = {tf.config.list_physical_devices('GPU')} "
+        f"(TensorFlow {tf.__version__}, built for CUDA {build.get('cuda_version', 'none')}, "
+        f"cuDNN {build.get('cudnn_version', 'none')})"
+    )
+
+
+def preflight(device: str, train: dict) -> None:
+    """Nothing to check: XLA (train.xla) brings its own compiler."""
+
+
+def configure(device: str, deterministic: bool, tf32: bool, seed: int, threads: int | None = None) -> tuple[str, str]:
+    """Set the threads (when given), the device, determinism and TF32, all before TensorFlow
+    initializes its runtime; returns (device, the device's name for the record).
+
+    ``device`` is "cuda" or "cpu", decided by devices.resolve_device; the caller has checked
+    that TensorFlow sees the GPU (job.start_framework).
     """
     if threads is not None:
         set_threads(threads)
     gpus = tf.config.list_physical_devices("GPU")
-    if device == "cuda" and not gpus:
-        raise PipelineError(
-            "train.device is 'cuda' but TensorFlow sees no usable GPU (a CPU-only build, or CUDA "
-            "libraries it cannot load); set train.device to 'auto' or 'cpu'"
-        )
-    use_gpu = bool(gpus) and device in ("auto", "cuda")
-    if use_gpu:
+    if device == "cuda":
         for gpu in gpus:
             # Allocate on demand instead of grabbing the whole GPU, so jobs can share it.
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -139,7 +152,7 @@ def configure(device: str, deterministic: bool, tf32: bool, seed: int, threads: 
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow generators
-    if use_gpu:
+    if device == "cuda":
         details = tf.config.experimental.get_device_details(gpus[0])
         return "cuda", details.get("device_name", gpus[0].name)
     return "cpu", cpu_name()
@@ -178,6 +191,9 @@ def compile_model(model: keras.Model, train: dict) -> None:
         loss=loss,
         metrics=[accuracy],
         steps_per_execution=STEPS_PER_EXECUTION if train["fast"] else 1,
+        # Set, never "auto": Keras 3 resolves "auto" to XLA whenever any GPU is physically
+        # present, even for a CPU job, so the hardware rather than the params would decide.
+        jit_compile=train["xla"],
     )
 
 
@@ -216,8 +232,8 @@ class Trainer:
 
     Both paths are `model.fit` over the same arrays in the same order: plain (train.fast:
     false) is fit's default, one step per call of the compiled train function; fast runs
-    STEPS_PER_EXECUTION steps per call. XLA (jit_compile) stays at Keras's default: on this
-    CPU it made an epoch about 2.5x slower.
+    STEPS_PER_EXECUTION steps per call. XLA (jit_compile) is train.xla, off by default: on
+    CPU it made an epoch slower (reports/xla.json).
     """
 
     def __init__(self, spec: LeNetSpec, train: dict, seed: int, device: str, init: dict | None):
@@ -230,6 +246,11 @@ class Trainer:
         if init is not None:
             load_canonical(self.model, spec, init)
         compile_model(self.model, train)
+        if bool(self.model.jit_compile) != train["xla"]:
+            # Keras overrides jit_compile with a warning when the model or settings cannot use XLA.
+            raise PipelineError(
+                f"train.xla is {train['xla']} but Keras set jit_compile={self.model.jit_compile}; see the warning above"
+            )
         self.x = self.y = None
 
     @property
@@ -246,7 +267,7 @@ class Trainer:
             "train_path": "model.fit, one call per epoch" + ("" if self.train["fast"] else ", fit's defaults"),
             "steps_per_execution": int(self.model.steps_per_execution),
             "head": head(self.train),
-            "jit_compile": bool(self.model.jit_compile),
+            "jit_compile": bool(self.model.jit_compile),  # train.xla
             "threads": thread_counts(),
         }
 
@@ -361,11 +382,6 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
     if len(x) == 0:
         return np.zeros((0, 10), np.float32)
     return np.asarray(model.predict(x[..., None], batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
-
-
-def predict_one(model: keras.Model, image: np.ndarray) -> np.ndarray:
-    """Logits of one image (28, 28): a direct call, as a served model makes it (no `predict` loop)."""
-    return np.asarray(model(image[None, ..., None], training=False))
 
 
 def load_for_inference(model_dir: Path, spec: LeNetSpec, threads: int | None = None) -> keras.Model:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -79,17 +80,54 @@ def thread_counts() -> dict:
     return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
 
 
+def sees_gpu() -> bool:
+    return torch.cuda.is_available()
+
+
+def gpu_view() -> str:
+    """What PyTorch sees, for the error of a GPU job it cannot run (devices.gpu_not_seen)."""
+    return (
+        f"torch.cuda.is_available() is {torch.cuda.is_available()}, "
+        f"torch.cuda.device_count() = {torch.cuda.device_count()} "
+        f"(torch {VERSION}, built for CUDA {torch.version.cuda})"
+    )
+
+
+def find_c_compiler() -> str | None:
+    """The C compiler Triton would build its GPU kernels with: $CC, else gcc, else clang
+    (triton/runtime/build.py, _find_compiler); None when there is none."""
+    cc = os.environ.get("CC")
+    if cc is not None:
+        return shutil.which(cc)
+    return shutil.which("gcc") or shutil.which("clang")
+
+
+def preflight(device: str, train: dict) -> None:
+    """Stop before training when the chosen path cannot run here.
+
+    The fast path's torch.compile generates Triton kernels on a GPU, and Triton compiles a small
+    C launcher for them the first time a kernel runs: without a C compiler the job would fail
+    minutes in, at its first step, with an error that names neither the param nor the fix.
+    """
+    if device == "cuda" and train["fast"] and find_c_compiler() is None:
+        raise PipelineError(
+            "train.fast: true compiles PyTorch's training step with torch.compile, and on a GPU Triton "
+            "builds its kernels with a C compiler; none was found "
+            f"(CC={os.environ.get('CC')!r}, no gcc or clang on PATH). Install one (e.g. apt-get install gcc), "
+            "set CC to its path, or set train.fast: false in params.yaml (the plain loop: the same "
+            "training, slower). Nothing was written."
+        )
+
+
 def configure(device: str, deterministic: bool, tf32: bool, seed: int, threads: int | None = None) -> tuple[str, str]:
-    """Set the threads (when given), pick the device, set determinism and TF32; returns ("cuda"
-    or "cpu", the device's name)."""
+    """Set the threads (when given), the device, determinism and TF32; returns (device, the
+    device's name).
+
+    ``device`` is "cuda" or "cpu", decided by devices.resolve_device; the caller has checked
+    that PyTorch sees the GPU (job.start_framework).
+    """
     if threads is not None:
         set_threads(threads)
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PipelineError(
-            "train.device is 'cuda' but PyTorch sees no usable GPU (torch.cuda.is_available() is False); "
-            "set train.device to 'auto' or 'cpu'"
-        )
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     if deterministic:
         # cuBLAS needs this before its first call to be deterministic (PyTorch docs, "Reproducibility").
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -100,7 +138,7 @@ def configure(device: str, deterministic: bool, tf32: bool, seed: int, threads: 
     torch.backends.cuda.matmul.allow_tf32 = tf32
     torch.backends.cudnn.allow_tf32 = tf32
     torch.manual_seed(seed)
-    if use_cuda:
+    if device == "cuda":
         return "cuda", torch.cuda.get_device_name(0)
     return "cpu", cpu_name()
 
@@ -288,11 +326,6 @@ def predict(model: nn.Module, x: np.ndarray, device: torch.device = CPU) -> np.n
 
 
 @torch.no_grad()
-def predict_one(model: nn.Module, image: np.ndarray) -> np.ndarray:
-    """Logits of one image (28, 28): the plain call a served model makes, for latency."""
-    return model(torch.from_numpy(image)[None, None]).numpy()
-
-
 def load_for_inference(model_dir: Path, spec: LeNetSpec, threads: int | None = None) -> nn.Module:
     """The trained model on the CPU in evaluation mode (10,000 test images take ~1 s)."""
     configure("cpu", deterministic=True, tf32=False, seed=0, threads=threads)
