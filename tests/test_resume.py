@@ -1,7 +1,8 @@
 """Interrupted training resumes from its per-epoch checkpoint and ends exactly where an
 uninterrupted run ends (CPU, train.deterministic); a diverging run stops with a clear error.
 
-The interruption is real: the training process gets SIGKILL after its first checkpoint.
+The interruption is real: the training process gets SIGKILL after its first checkpoint. The
+live metrics (DVCLive, tests/test_live_metrics.py) then hold each epoch exactly once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import psutil
 import pytest
 from conftest import REPO, env_with_venv, make_workspace, run, tiny_params, write_params
+from test_live_metrics import history_csv_rows, live_epochs
 
 SCRIPTS = REPO / "workflow" / "scripts"
 FRAMEWORKS = ("torch", "tensorflow")
@@ -38,6 +40,7 @@ def train_cmd(root: Path, cache: Path, framework: str) -> list[str]:
         *("--framework", framework, "--seed", "0", "--data", str(cache), "--init", "data/init/seed0.npz"),
         *("--model-dir", str(out / "model"), "--history", str(out / "history.csv")),
         *("--run-record", str(out / "run.json"), "--checkpoint-dir", str(out / "checkpoints")),
+        *("--live-dir", str(out / "live")),
     ]
 
 
@@ -82,6 +85,12 @@ def test_killed_training_resumes_to_the_same_result(framework, small_cache, tmp_
     )
     assert 1 <= done < 4
     assert not (out / "run.json").exists() and not (out / "history.csv").exists()  # nothing half-written
+    # The live folder never runs ahead of the checkpoint: an epoch is logged after it is saved.
+    # The kill may have cut the logging of an epoch short (files or folders missing): the
+    # rerun starts the folder again from the checkpoint.
+    for tsv in (out / "live").rglob("*.tsv"):
+        steps = [line.split("\t")[0] for line in tsv.read_text().splitlines()[1:]]
+        assert steps == [str(e) for e in range(1, len(steps) + 1)] and len(steps) <= done, tsv
 
     result = run(train_cmd(killed, small_cache, framework), killed)  # the very same command
     assert f"resuming after epoch {done}" in result.stderr
@@ -90,6 +99,12 @@ def test_killed_training_resumes_to_the_same_result(framework, small_cache, tmp_
     assert history(killed, framework) == history(whole, framework)
     assert json.loads((out / "run.json").read_text())["resumed_after_epoch"] == done
     assert not (out / "checkpoints").exists()  # removed once the run is complete
+    # Live metrics: epochs 1-4 once each, the values of history.csv (epoch_seconds included,
+    # which for the epochs before the kill come from the checkpoint), uninterrupted or not.
+    for root in (whole, killed):
+        rows = history_csv_rows(root / "out" / framework / "history.csv")
+        assert [r[0] for r in rows] == ["1", "2", "3", "4"]
+        assert live_epochs(root / "out" / framework / "live") == rows
 
 
 def test_checkpoint_of_other_params_is_not_resumed(small_cache, tmp_path):
@@ -223,11 +238,15 @@ def test_snakemake_reruns_a_killed_training_job_and_resumes(tmp_path):
         job.send_signal(signal.SIGKILL)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode != 0, out
-    assert not (ws / "reports/runs/torch/seed0/run.json").exists()  # Snakemake removed the failed job's outputs
+    runs = ws / "reports/runs/torch/seed0"
+    # Snakemake removed the failed job's outputs, the live folder too...
+    assert not (runs / "run.json").exists() and not (runs / "live").exists()
     assert progress.is_file()  # ...but not the checkpoint
 
     rerun = run(cmd, ws)  # the same command again
     log = (ws / "logs/train/torch/seed0.log").read_text()
     assert "resuming after epoch" in log
+    # The live folder, rebuilt from the checkpoint: each epoch once, history.csv's values.
+    assert live_epochs(runs / "live") == history_csv_rows(runs / "history.csv")
     assert json.loads((ws / target).read_text())["test_accuracy"] > 0.5
     assert "Nothing to be done" not in rerun.stdout + rerun.stderr

@@ -14,6 +14,7 @@ rule ablation_train:
             "src/lenet_compare/core/article.py",
             "src/lenet_compare/train/job.py",
             "src/lenet_compare/train/loop.py",
+            "src/lenet_compare/train/live.py",
             "src/lenet_compare/train/checkpoints.py",
             "src/lenet_compare/train/divergence.py",
             "src/lenet_compare/train/scores.py",
@@ -25,6 +26,9 @@ rule ablation_train:
     output:
         models_dir=directory("data/ablation/models/{framework}/seed{seed}"),
         runs="reports/ablation/runs/{framework}/seed{seed}.json",
+        # Each run's epochs as they end, in DVCLive's format, under plots/metrics/{run}/
+        # (docs/live-metrics.md); rebuilt from the checkpoints when a job resumes.
+        live=directory("reports/ablation/live/{framework}/seed{seed}"),
     log:
         "logs/ablation/{framework}/seed{seed}.log",
     benchmark:
@@ -40,7 +44,7 @@ rule ablation_train:
         # Not an output: Snakemake deletes a failed job's outputs, and the checkpoints must survive.
         checkpoint_dir="data/checkpoints/ablation/{framework}/seed{seed}",
     shell:
-        "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --models-dir {output.models_dir} --checkpoint-dir {params.checkpoint_dir} --out {output.runs} --log {log}"
+        "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --models-dir {output.models_dir} --checkpoint-dir {params.checkpoint_dir} --out {output.runs} --live-dir {output.live} --log {log}"
 
 
 rule ablation:

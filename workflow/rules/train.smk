@@ -49,6 +49,7 @@ rule train:
             "src/lenet_compare/train/{framework}_backend.py",
             "src/lenet_compare/train/job.py",
             "src/lenet_compare/train/loop.py",
+            "src/lenet_compare/train/live.py",
             "src/lenet_compare/train/checkpoints.py",
             "src/lenet_compare/train/divergence.py",
             "src/lenet_compare/train/scores.py",
@@ -62,6 +63,9 @@ rule train:
         model_dir=directory("data/models/{framework}/seed{seed}"),
         history="reports/runs/{framework}/seed{seed}/history.csv",
         run_record="reports/runs/{framework}/seed{seed}/run.json",
+        # Each epoch's metrics as it ends, in DVCLive's format (docs/live-metrics.md). Rebuilt
+        # from the checkpoint when a job resumes, so Snakemake deleting it after a failure is fine.
+        live=directory("reports/runs/{framework}/seed{seed}/live"),
     log:
         "logs/train/{framework}/seed{seed}.log",
     # Wall time, CPU time and peak memory of the whole job, as Snakemake sees it.
@@ -76,7 +80,7 @@ rule train:
         # Not an output: Snakemake deletes a failed job's outputs, and the checkpoint must survive.
         checkpoint_dir="data/checkpoints/{framework}/seed{seed}",
     shell:
-        "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --init {input.init} --model-dir {output.model_dir} --history {output.history} --run-record {output.run_record} --checkpoint-dir {params.checkpoint_dir} --log {log}"
+        "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --init {input.init} --model-dir {output.model_dir} --history {output.history} --run-record {output.run_record} --checkpoint-dir {params.checkpoint_dir} --live-dir {output.live} --log {log}"
 
 
 rule evaluate:

@@ -8,7 +8,8 @@ here). One process trains them one after the other with the main protocol's code
 
 Each run checkpoints every epoch under --checkpoint-dir/{run}; the checkpoints stay until the
 whole job has succeeded, so a rerun after an interruption resumes where it stopped, finished
-runs included.
+runs included. While they train, each run's epochs go to the DVCLive folder --live-dir, under
+plots/metrics/{run}/ (lenet_compare.train.live, docs/live-metrics.md).
 """
 
 import platform
@@ -22,17 +23,22 @@ from lenet_compare.core.atomic import write_json
 from lenet_compare.core.config import load_params
 from lenet_compare.core.spec import LeNetSpec
 from lenet_compare.data.dataset import load_prepared
-from lenet_compare.train import checkpoints, init_weights, job, scores
+from lenet_compare.train import checkpoints, init_weights, job, live, scores
 
 
-def train_and_test(framework: job.Framework, seed: int, params: dict, run: str, data: dict, args) -> dict:
+def train_and_test(
+    framework: job.Framework, seed: int, params: dict, run: str, data: dict, args, live_metrics: live.LiveMetrics | None
+) -> dict:
     model_params, train = factors.training_config(params, framework.name, run)
     # Shared initial weights are drawn as the init step draws them (init_weights.initial_weights),
     # for this run's spec: under the article's padding the network has other shapes.
     spec = LeNetSpec.from_params(model_params)
     init = init_weights.initial_weights(spec, seed) if train["init"] == "shared" else None
     label = f"{framework.name} seed {seed} {run}: "
-    trained = job.train_run(framework, seed, model_params, train, data, init, args.checkpoint_dir / run, label)
+    live_run = live_metrics.run(run) if live_metrics else None
+    trained = job.train_run(
+        framework, seed, model_params, train, data, init, args.checkpoint_dir / run, label, live=live_run
+    )
     trainer, rows = trained.trainer, trained.rows
     trainer.save(args.models_dir / run)
     logits = trainer.predict(data["x_test"])
@@ -66,11 +72,12 @@ def main(args) -> None:
     wall_start = time.perf_counter()
     params = load_params(args.params)
     train = params["train"]
-    framework = job.start_framework(args.framework, train, args.seed)
+    framework = job.start_framework(args.framework, train, args.seed, params["scheduling"]["gpu_wait_seconds"])
     runs = factors.runs_to_train(params, args.framework)
     job.log_start(framework, args.seed, f"runs {', '.join(runs)}")
     data, _ = load_prepared(args.data)
-    results = {run: train_and_test(framework, args.seed, params, run, data, args) for run in runs}
+    with live.logging_to(args.live_dir) as live_metrics:
+        results = {run: train_and_test(framework, args.seed, params, run, data, args, live_metrics) for run in runs}
     record = {
         "framework": args.framework,
         "framework_version": framework.backend.VERSION,
@@ -96,4 +103,5 @@ if __name__ == "__main__":
     p.add_argument("--models-dir", type=Path, required=True, help="one sub-folder per run for its model file")
     p.add_argument("--checkpoint-dir", type=Path, required=True, help="per-epoch checkpoints of each run")
     p.add_argument("--out", type=Path, required=True, help="the runs' results (JSON)")
+    p.add_argument("--live-dir", type=Path, help="DVCLive folder for each run's epochs as they end (none: not logged)")
     cli.run(main, p.parse_args())

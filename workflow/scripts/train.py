@@ -3,7 +3,8 @@
 Imports only the chosen framework (torch and tensorflow in one process crash here). Writes
 the model (data/models/{framework}/seed{seed}/model.pt or model.keras), history.csv (one row
 per epoch) and run.json (versions, device, timing, memory, the params used), each atomically,
-run.json last.
+run.json last. While it trains, each epoch's metrics go to --live-dir in DVCLive's format
+(lenet_compare.train.live, docs/live-metrics.md), to watch the run with `dvc plots show`.
 """
 
 import os
@@ -20,7 +21,7 @@ from lenet_compare.core.atomic import write_json, write_text
 from lenet_compare.core.config import load_params
 from lenet_compare.core.spec import LeNetSpec
 from lenet_compare.data.dataset import load_prepared
-from lenet_compare.train import init_weights, job
+from lenet_compare.train import init_weights, job, live
 from lenet_compare.train.history import history_csv
 
 
@@ -28,12 +29,16 @@ def main(args) -> None:
     wall_start = time.perf_counter()
     params = load_params(args.params)
     train = params["train"]
-    framework = job.start_framework(args.framework, train, args.seed)
+    framework = job.start_framework(args.framework, train, args.seed, params["scheduling"]["gpu_wait_seconds"])
     job.log_start(framework, args.seed, f"init {train['init']}, order {train['order']}")
     data, _ = load_prepared(args.data)
     spec = LeNetSpec.from_params(params["model"])
     init = init_weights.load_initial_weights(args.init, spec, args.seed) if train["init"] == "shared" else None
-    run = job.train_run(framework, args.seed, params["model"], train, data, init, args.checkpoint_dir)
+    with live.logging_to(args.live_dir) as live_metrics:
+        live_run = live_metrics.run() if live_metrics else None
+        run = job.train_run(
+            framework, args.seed, params["model"], train, data, init, args.checkpoint_dir, live=live_run
+        )
 
     model_path = run.trainer.save(args.model_dir)
     write_text(args.history, history_csv(run.rows))
@@ -105,4 +110,5 @@ if __name__ == "__main__":
         required=True,
         help="per-epoch checkpoints (not an output: survives a failed job)",
     )
+    p.add_argument("--live-dir", type=Path, help="DVCLive folder for each epoch's metrics (none: not logged)")
     cli.run(main, p.parse_args())

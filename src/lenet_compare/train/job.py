@@ -10,15 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lenet_compare.core import cli
+from lenet_compare.core.frameworks import FRAMEWORK_NAMES
 from lenet_compare.core.spec import LeNetSpec
 from lenet_compare.train import checkpoints, loop, minibatches
 from lenet_compare.train.backends import import_backend
-from lenet_compare.train.devices import require_gpu_if_asked, uses_gpu
+from lenet_compare.train.devices import gpu_not_seen, require_gpu_if_asked, resolve_device
 from lenet_compare.train.gpu_slots import claim_gpu_for_this_process
+
+if TYPE_CHECKING:
+    from lenet_compare.train.live import LiveRun
 
 
 @dataclass
@@ -32,18 +37,28 @@ class Framework:
     gpu_claim: object | None  # the GPU's lock, held as long as this object lives
 
 
-def start_framework(name: str, train: dict, seed: int) -> Framework:
-    """Fails before a framework is imported, and so before anything is written, when the
-    params ask for a GPU that is not there."""
+def start_framework(name: str, train: dict, seed: int, gpu_wait_seconds: float) -> Framework:
+    """Fails before anything is written when the params ask for a GPU that is not there, or
+    when the job will use a GPU that its framework cannot see (no silent CPU fallback)."""
     require_gpu_if_asked(train["device"])
+    device = resolve_device(train["device"])
     # Concurrent GPU jobs each take a GPU of their own (CUDA_VISIBLE_DEVICES, set before the
     # framework is imported); the lock lasts as long as the claim.
-    gpu_claim = claim_gpu_for_this_process() if uses_gpu(train["device"]) else None
+    gpu_claim = claim_gpu_for_this_process(gpu_wait_seconds) if device == "cuda" else None
     backend = import_backend(name)
+    check_can_run(name, backend, device, train)
     device, device_name = backend.configure(
-        train["device"], train["deterministic"], train["tf32"], seed, threads=train["threads"]
+        device, train["deterministic"], train["tf32"], seed, threads=train["threads"]
     )
     return Framework(name, backend, device, device_name, gpu_claim)
+
+
+def check_can_run(name: str, backend: ModuleType, device: str, train: dict) -> None:
+    """The framework must see the GPU the job was scheduled on, and the chosen training path
+    must have what it needs there (backend.preflight), before any work starts."""
+    if device == "cuda" and not backend.sees_gpu():
+        raise gpu_not_seen(FRAMEWORK_NAMES[name], backend.gpu_view(), train["device"])
+    backend.preflight(device, train)
 
 
 @dataclass
@@ -65,6 +80,7 @@ def train_run(
     init: dict[str, np.ndarray] | None,
     checkpoint_dir: Path,
     label: str = "",
+    live: LiveRun | None = None,
 ) -> Run:
     """Train ``train["epochs"]`` epochs of LeNet-5 ``model`` from ``init`` (None: the
     framework's own initializers), resuming from ``checkpoint_dir`` when it matches."""
@@ -77,7 +93,7 @@ def train_run(
     steps = len(minibatches.batch_slices(len(data["y_train"]), train["batch_size"]))
     key = checkpoints.fingerprint(framework.name, seed, model, train, data["x_train"], data["y_train"], backend)
     saved = checkpoints.Checkpoints(checkpoint_dir, key, backend.CHECKPOINT_SUFFIX)
-    rows = loop.run_epochs(trainer, train, data["x_val"], data["y_val"], steps, saved, label=label)
+    rows = loop.run_epochs(trainer, train, data["x_val"], data["y_val"], steps, saved, label=label, live=live)
     return Run(trainer, rows, saved, steps)
 
 

@@ -1,8 +1,8 @@
 """The epoch loop both training steps share (train, ablation_train).
 
 Framework-free: it drives a backend's Trainer one epoch at a time, scores the validation split
-after each epoch, stops a diverging run, and saves a checkpoint (train/checkpoints.py) that
-lets an interrupted run resume.
+after each epoch, stops a diverging run, saves a checkpoint (train/checkpoints.py) that lets an
+interrupted run resume, and logs the epoch to the job's live metrics (train/live.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from lenet_compare.train import divergence, scores
 
 if TYPE_CHECKING:
     from lenet_compare.train.checkpoints import Checkpoints
+    from lenet_compare.train.live import LiveRun
 
 
 def progress_bar(total: int, epoch: int, epochs: int):
@@ -37,9 +38,14 @@ def run_epochs(
     steps: int,
     checkpoints: Checkpoints | None = None,
     label: str = "",
+    live: LiveRun | None = None,
 ) -> list[dict]:
     """Train ``train["epochs"]`` epochs (resuming when a checkpoint matches); one history row each."""
     rows = checkpoints.resume(trainer) if checkpoints else []
+    if live is not None:
+        # The live files start from the epochs the checkpoint holds: whatever a killed process
+        # logged or did not log, each epoch then appears exactly once (train/live.py).
+        live.replay(rows)
     epochs = train["epochs"]
     for epoch in range(len(rows) + 1, epochs + 1):
         bar = progress_bar(steps, epoch, epochs)
@@ -64,6 +70,10 @@ def run_epochs(
         rows.append(row)
         if checkpoints:
             checkpoints.save(trainer, rows)
+        # Logged after the checkpoint, so the live files never show an epoch that a rerun
+        # would train again; a kill in between loses only this log line, which replay restores.
+        if live is not None:
+            live.log_epoch(row)
         cli.log.info(
             "%sepoch %d/%d: loss %.4f, accuracy %.4f, val loss %.4f, val accuracy %.4f, %.2f s (+ %.2f s val)",
             label,
