@@ -25,10 +25,11 @@ from synthetic_runs import params_for, write_ablation_runs, write_runs
 
 from lenet_compare.ablation import report
 from lenet_compare.core import article
+from lenet_compare.core.atomic import write_json
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.data.dataset import load_prepared, prepare, save_prepared
 from lenet_compare.evaluate.classification import classification_metrics, confusion_matrix
-from lenet_compare.report.common import FIGURES, FRAMEWORK_NAMES, PAIR
+from lenet_compare.report.common import FIGURES, FRAMEWORK_NAMES, PAIR, announce, file_state, headline
 from lenet_compare.report.compare import build
 from lenet_compare.report.render import TEMPLATES, image_link, markdown_to_html, md_escape
 from lenet_compare.report.stats import format_p
@@ -58,6 +59,7 @@ class Built:
     md: str
     html: str
     summary: dict
+    stdout: str = ""  # the report step's, when built through its command line
 
     @property
     def reports(self) -> Path:
@@ -123,8 +125,10 @@ def built(tmp_path_factory, fake_cache) -> Built:
     write_params(root / "params.yaml", params)
     runs, preds = write_runs(root, fake_cache, params)
     out = outputs(root)
-    report_step(root, runs, preds, fake_cache, out, "--log", root / "report.log")
-    return read_built(root, params, fake_cache, runs, preds, out)
+    result = report_step(root, runs, preds, fake_cache, out, "--log", root / "report.log")
+    built = read_built(root, params, fake_cache, runs, preds, out)
+    built.stdout = result.stdout
+    return built
 
 
 # ----------------------------------------------------------------------------------------------
@@ -196,9 +200,6 @@ def test_article_gap_is_set_against_a_single_runs_prediction_interval(built):
     else:
         where = "lies within" if low <= gap_low and high >= gap_high else "overlaps"
     assert where in line and "CI" not in line
-    s = built.summary["tensorflow_minus_torch"]
-    assert s["single_run_pi95_low"] == pytest.approx(d.mean() - t_half(d, one_more=True), abs=1e-12)
-    assert s["single_run_pi95_high"] == pytest.approx(d.mean() + t_half(d, one_more=True), abs=1e-12)
 
 
 def test_accuracy_table_equals_the_run_files(built):
@@ -251,28 +252,90 @@ def test_test_results_equal_scipy_on_the_run_files(built):
     assert f"W = {w.statistic:.1f}, p = {format_p(w.pvalue)}" in built.md
 
 
+# reports/metrics.json's keys as `dvc exp show` names its columns (the nesting joined by dots).
+SUMMARY_KEYS = [
+    "n_seeds",
+    *(f"accuracy.{f}.{k}" for f in FRAMEWORKS for k in ("mean", "std", "ci95_low", "ci95_high")),
+    *(f"gap.{k}" for k in ("mean", "ci95_low", "ci95_high", "p")),
+    *(f"equivalence.{k}" for k in ("margin", "ci90_low", "ci90_high", "p", "equivalent")),
+    *(f"timing.{f}.{k}" for f in FRAMEWORKS for k in ("seconds_per_epoch", "inference_images_per_second")),
+]
+
+
+def flatten(node: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_summary_is_a_few_short_grouped_keys(built):
+    """One `dvc exp show` table: these 22 columns, each a number, a boolean or null."""
+    flat = flatten(built.summary)
+    assert list(flat) == SUMMARY_KEYS
+    assert 15 <= len(flat) <= 25
+    assert all(v is None or isinstance(v, int | float) for v in flat.values())
+
+
 def test_summary_metrics_equal_the_run_files(built):
     s = built.summary
-    assert s["n_seeds"] == len(SEEDS) and s["n_test"] == 400
+    assert s["n_seeds"] == len(SEEDS)
     for f in FRAMEWORKS:
-        acc = built.acc(f)
+        acc = 100 * built.acc(f)  # percent
         runs = [built.run_json(f, seed) for seed in SEEDS]
-        assert s[f]["accuracy_mean"] == pytest.approx(acc.mean(), abs=1e-15)
-        assert s[f]["accuracy_std"] == pytest.approx(np.std(acc, ddof=1), abs=1e-15)
-        assert s[f]["accuracy_ci95_low"] == pytest.approx(acc.mean() - t_half(acc), abs=1e-12)
-        assert s[f]["accuracy_min"] == acc.min() and s[f]["accuracy_max"] == acc.max()
-        assert s[f]["test_loss_mean"] == pytest.approx(np.mean([built.metrics(f, x)["test_loss"] for x in SEEDS]))
-        assert s[f]["seconds_per_epoch_mean"] == pytest.approx(np.mean([r["seconds_per_epoch"] for r in runs]))
-        assert s[f]["train_seconds_mean"] == pytest.approx(np.mean([r["train_seconds"] for r in runs]))
-    d = s["tensorflow_minus_torch"]
+        assert s["accuracy"][f]["mean"] == pytest.approx(acc.mean(), abs=1e-12)
+        assert s["accuracy"][f]["std"] == pytest.approx(np.std(acc, ddof=1), abs=1e-12)
+        assert s["accuracy"][f]["ci95_low"] == pytest.approx(acc.mean() - t_half(acc), abs=1e-10)
+        assert s["accuracy"][f]["ci95_high"] == pytest.approx(acc.mean() + t_half(acc), abs=1e-10)
+        timing = s["timing"][f]
+        assert timing["seconds_per_epoch"] == pytest.approx(np.mean([r["seconds_per_epoch"] for r in runs]))
+        inference = [built.metrics(f, x)["inference_images_per_second"] for x in SEEDS]
+        assert timing["inference_images_per_second"] == pytest.approx(np.mean(inference))
+    gap = s["gap"]
     a, b = built.acc("torch"), built.acc("tensorflow")
-    assert d["accuracy_mean"] == pytest.approx(np.mean(b - a), abs=1e-12)
-    assert d["t_pvalue"] == pytest.approx(sps.ttest_rel(b, a).pvalue, rel=1e-9)
-    assert d["wilcoxon_pvalue"] == pytest.approx(sps.wilcoxon(np.round(b - a, 12)).pvalue)
-    # Only numbers (or null) in metrics.json: what `dvc metrics diff` can compare.
-    for group in s.values():
-        for value in group.values() if isinstance(group, dict) else [group]:
-            assert value is None or isinstance(value, int | float)
+    d = 100 * (b - a)  # points
+    assert gap["mean"] == pytest.approx(d.mean(), abs=1e-10)
+    assert gap["ci95_low"] == pytest.approx(d.mean() - t_half(d), abs=1e-10)
+    assert gap["ci95_high"] == pytest.approx(d.mean() + t_half(d), abs=1e-10)
+    assert gap["p"] == pytest.approx(sps.ttest_rel(b, a).pvalue, rel=1e-9)
+
+
+def test_equivalence_in_metrics_equals_a_tost_on_the_run_files(built):
+    """The TOST recomputed from the per-seed accuracies: t = (mean +- margin) / se, df = n - 1."""
+    eq = built.summary["equivalence"]
+    margin = built.params["report"]["equivalence_margin"]
+    d = 100 * (built.acc("tensorflow") - built.acc("torch"))
+    n = len(d)
+    se = np.std(d, ddof=1) / np.sqrt(n)
+    half = sps.t.ppf(0.95, n - 1) * se
+    p = max(sps.t.sf((d.mean() + margin) / se, n - 1), sps.t.cdf((d.mean() - margin) / se, n - 1))
+    assert eq["margin"] == margin == 1.0
+    assert (eq["ci90_low"], eq["ci90_high"]) == pytest.approx((d.mean() - half, d.mean() + half), abs=1e-10)
+    assert eq["p"] == pytest.approx(p, rel=1e-9)
+    inside = bool(-margin < d.mean() - half and d.mean() + half < margin)
+    assert eq["equivalent"] is inside is bool(p < 0.05)
+    # The verdict says the same, with the same interval.
+    line = next(x for x in built.md.splitlines() if x.startswith("- Equivalen"))
+    ci = f"{d.mean() - half:+.2f} to {d.mean() + half:+.2f} points"
+    words = "Equivalent within ±1.0 points" if inside else "Equivalence within ±1.0 points not shown"
+    assert line.startswith(f"- {words}")
+    assert ci in line
+
+
+@pytest.mark.parametrize(("margin", "shown", "equivalent"), [(50.0, "50.0", True), (0.01, "0.01", False)])
+def test_the_margin_comes_from_params(tmp_path, fake_cache, margin, shown, equivalent):
+    """A wide margin shows equivalence and a hair-thin one cannot, on the same runs."""
+    params = params_for(FRAMEWORKS, SEEDS)
+    params["report"]["equivalence_margin"] = margin
+    b = build_here(tmp_path, fake_cache, params)
+    assert b.summary["equivalence"]["margin"] == margin
+    assert b.summary["equivalence"]["equivalent"] is equivalent
+    words = f"Equivalent within ±{shown} points" if equivalent else f"Equivalence within ±{shown} points not shown"
+    assert f"- {words}" in b.md
+    assert f"with margin ±{shown} points" in one_line(b.md)
 
 
 def test_timings_table_equals_run_json(built):
@@ -503,6 +566,32 @@ def test_a_stale_protocol_is_caught(tmp_path, fake_cache):
         build(params, runs, preds, fake_cache, **outputs(tmp_path))
 
 
+def test_runs_on_different_kinds_of_device_are_refused(tmp_path, fake_cache):
+    """PyTorch on a GPU against Keras on a CPU (the article's setup) is no comparison: refused, naming both."""
+    params = params_for(FRAMEWORKS, (0, 1))
+    runs, preds = write_runs(tmp_path, fake_cache, params)
+    for s in (0, 1):
+        path = runs / "torch" / f"seed{s}" / "run.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"device": "cuda", "device_name": "NVIDIA H200"}))
+    with pytest.raises(PipelineError) as e:
+        build(params, runs, preds, fake_cache, **outputs(tmp_path))
+    assert "different kinds of device: PyTorch on cuda (2 seeds: 0, 1); TensorFlow/Keras on cpu (2 seeds: 0, 1)" in str(
+        e.value
+    )
+    assert "set train.device to cpu or cuda" in str(e.value)
+    assert not (tmp_path / "reports" / "metrics.json").exists()
+
+
+def test_one_framework_on_two_kinds_of_device_is_refused(tmp_path, fake_cache):
+    params = params_for(FRAMEWORKS, (0, 1))
+    runs, preds = write_runs(tmp_path, fake_cache, params)
+    path = runs / "tensorflow" / "seed1" / "run.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"device": "cuda"}))
+    with pytest.raises(PipelineError, match=r"PyTorch on cpu \(2 seeds: 0, 1\); TensorFlow/Keras on cpu \(1 seed: 0\), "
+                       r"cuda \(1 seed: 1\)"):  # fmt: skip
+        build(params, runs, preds, fake_cache, **outputs(tmp_path))
+
+
 def test_one_seed_reports_no_interval_and_says_why(tmp_path, fake_cache):
     b = build_here(tmp_path, fake_cache, params_for(FRAMEWORKS, (7,)))
     rows = table_after(b.md, "## Results at a glance")
@@ -511,9 +600,10 @@ def test_one_seed_reports_no_interval_and_says_why(tmp_path, fake_cache):
     assert "No paired t-test across seeds: 1 paired seed" in b.md
     assert "no prediction interval for a single run's gap: 1 paired seed" in one_line(b.md)
     assert "cannot be set against the spread of single runs here: 1 paired seed" in b.md
-    assert b.summary["torch"]["accuracy_std"] is None
-    d = b.summary["tensorflow_minus_torch"]
-    assert d["t_pvalue"] is None and d["single_run_pi95_low"] is None and d["single_run_pi95_high"] is None
+    assert b.summary["accuracy"]["torch"]["std"] is None and b.summary["accuracy"]["torch"]["ci95_low"] is None
+    assert b.summary["gap"]["p"] is None and b.summary["gap"]["ci95_low"] is None
+    assert b.summary["equivalence"]["p"] is None and b.summary["equivalence"]["equivalent"] is None
+    assert "Equivalence within ±1.0 points not shown: 1 paired seed: a TOST needs at least 2." in b.md
     for name in FIGURES:
         assert (tmp_path / "reports" / "figures" / f"{name}.png").is_file()
 
@@ -521,7 +611,8 @@ def test_one_seed_reports_no_interval_and_says_why(tmp_path, fake_cache):
 def test_one_framework_builds_without_comparisons(tmp_path, fake_cache):
     b = build_here(tmp_path, fake_cache, params_for(("torch",), (0, 1)))
     assert "Paired by seed" not in b.md and "nothing to compare" in b.md
-    assert "tensorflow_minus_torch" not in b.summary
+    assert list(b.summary) == ["n_seeds", "accuracy", "timing"]  # no gap, no equivalence
+    assert list(b.summary["accuracy"]) == ["torch"]
     for name in FIGURES:
         with Image.open(tmp_path / "reports" / "figures" / f"{name}.png") as img:
             assert img.format == "PNG"
@@ -657,3 +748,98 @@ def test_a_malformed_ablation_json_is_refused(tmp_path, fake_cache, content):
     with pytest.raises(PipelineError, match="rerun the ablation step"):
         build(params_for(FRAMEWORKS, (0,)), tmp_path / "runs", tmp_path / "preds", fake_cache,
               **outputs(tmp_path), ablation=path)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------
+# The headline: the answer in one line, from reports/metrics.json
+
+# The committed 5-seed run's numbers, in metrics.json's layout (percent, points).
+COMMITTED = {
+    "n_seeds": 5,
+    "accuracy": {
+        "torch": {"mean": 90.356, "std": 0.36018, "ci95_low": 89.9088, "ci95_high": 90.8032},
+        "tensorflow": {"mean": 90.216, "std": 0.60044, "ci95_low": 89.4705, "ci95_high": 90.9615},
+    },
+    "gap": {"mean": -0.14, "ci95_low": -0.6846, "ci95_high": 0.4046, "p": 0.51485},
+    "equivalence": {"margin": 1.0, "ci90_low": -0.5582, "ci90_high": 0.2782, "p": 0.00592, "equivalent": True},
+    "timing": {},
+}
+
+
+def with_changes(**groups) -> dict:
+    """COMMITTED with some keys of some groups changed."""
+    m = json.loads(json.dumps(COMMITTED))
+    for group, values in groups.items():
+        m[group] |= values
+    return m
+
+
+@pytest.mark.parametrize(
+    ("metrics", "text"),
+    [
+        (
+            COMMITTED,
+            "PyTorch 90.36 ± 0.45 % | TensorFlow/Keras 90.22 ± 0.75 % (mean ± 95 % CI, 5 seeds) | TF\u2212PT "
+            "\u22120.14 points (95 % CI \u22120.68 to +0.40): no significant difference (p = 0.515); equivalent "
+            "within ±1.0 points (90 % CI \u22120.56 to +0.28) \u2192 reports/report.html",
+        ),
+        (
+            with_changes(
+                gap={"mean": 1.5, "ci95_low": 0.9, "ci95_high": 2.1, "p": 0.0012},
+                equivalence={"margin": 0.5, "ci90_low": 1.0, "ci90_high": 2.0, "p": 0.99, "equivalent": False},
+            ),
+            "PyTorch 90.36 ± 0.45 % | TensorFlow/Keras 90.22 ± 0.75 % (mean ± 95 % CI, 5 seeds) | TF\u2212PT "
+            "+1.50 points (95 % CI +0.90 to +2.10): TensorFlow/Keras ahead, significant (p = 0.0012); equivalence "
+            "within ±0.5 points not shown (90 % CI +1.00 to +2.00) \u2192 reports/report.html",
+        ),
+        (
+            with_changes(
+                gap={"p": None},
+                equivalence={"ci90_low": -0.14, "ci90_high": -0.14, "p": None, "equivalent": None},
+            ),
+            "PyTorch 90.36 ± 0.45 % | TensorFlow/Keras 90.22 ± 0.75 % (mean ± 95 % CI, 5 seeds) | TF\u2212PT "
+            "\u22120.14 points (95 % CI \u22120.68 to +0.40): no paired t-test; equivalence within ±1.0 points "
+            "not shown (TOST undefined) \u2192 reports/report.html",
+        ),
+        (
+            {
+                "n_seeds": 1,
+                "accuracy": {"torch": {"mean": 90.356, "std": None, "ci95_low": None, "ci95_high": None}},
+                "timing": {},
+            },
+            "PyTorch 90.36 % (1 seed) \u2192 reports/report.html",
+        ),
+    ],
+)
+def test_headline_text(tmp_path, metrics, text):
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps(metrics))
+    assert headline(path, "reports/report.html") == text
+
+
+def test_headline_is_the_report_steps_last_stdout_line(built):
+    last = built.stdout.splitlines()[-1]
+    assert last == headline(built.reports / "metrics.json", built.reports / "report.html")
+    # Its numbers are the run files': mean ± 95 % CI half-width per framework, then the gap.
+    for f in FRAMEWORKS:
+        acc = built.acc(f)
+        assert f"{FRAMEWORK_NAMES[f]} {pct(acc.mean())} ± {100 * t_half(acc):.2f} %" in last
+    d = 100 * (built.acc("tensorflow") - built.acc("torch"))
+    assert f"TF\u2212PT {d.mean():+.2f} points".replace("-", "\u2212") in last  # a typographic minus
+    assert last.endswith(f"\u2192 {built.reports / 'report.html'}")
+
+
+def test_announce_prints_only_when_the_run_rewrote_the_metrics(tmp_path, capsys):
+    """Snakemake's onsuccess: silent after a run without the report, the headline after one with it."""
+    path, report = tmp_path / "metrics.json", "reports/report.html"
+    assert announce(path, report, file_state(path)) is None  # no metrics.json at all
+    write_json(path, COMMITTED)
+    before = file_state(path)
+    assert announce(path, report, before) is None  # e.g. `snakemake benchmark`: untouched
+    assert capsys.readouterr().out == ""
+    write_json(path, COMMITTED)  # the report job rewrote it (atomically, as compare.build does)
+    assert announce(path, report, before) == headline(path, report)
+    assert capsys.readouterr().out == headline(path, report) + "\n"
+    path.write_text("{")  # unreadable: no headline, no exception, a reason on stderr
+    assert announce(path, report, before) is None
+    assert "no headline" in capsys.readouterr().err

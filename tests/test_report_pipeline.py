@@ -1,7 +1,8 @@
 """The report from a tiny real run: 2 seeds x 2 frameworks, 2 epochs, 4,000 training images.
 
 Runs the whole workflow under Snakemake in a copy of the repo, then checks that the report's
-summary matches the per-run metrics and the saved predictions.
+summary matches the per-run metrics and the saved predictions, and that the run ends with the
+headline (common.headline): printed by the report job, then again by the Snakefile's onsuccess.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from conftest import make_workspace, run, tiny_params
 from PIL import Image
 
 from lenet_compare.data.dataset import load_prepared
-from lenet_compare.report.common import FIGURES
+from lenet_compare.report.common import FIGURES, headline
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,8 @@ SEEDS = [0, 1]
 
 def test_tiny_real_run_builds_a_consistent_report(tmp_path):
     ws = make_workspace(tmp_path / "repo", tiny_params(seeds=SEEDS))
-    run(["snakemake", "--cores", "2", "reports/report.md"], ws, timeout=1800)
+    # stdout and stderr as one stream, in the order written (the venv's Python is unbuffered).
+    result = run("snakemake --cores 2 reports/report.md 2>&1", ws, timeout=1800)
 
     reports = ws / "reports"
     summary = json.loads((reports / "metrics.json").read_text())
@@ -35,12 +37,24 @@ def test_tiny_real_run_builds_a_consistent_report(tmp_path):
             with np.load(ws / "data" / "predictions" / f / f"seed{s}.npz") as npz:
                 assert metrics["test_accuracy"] == np.mean(npz["y_pred"] == arrays["y_test"])
             accuracies.append(metrics["test_accuracy"])
-        # The same float64 mean of the same two fractions (JSON keeps float64 exactly): any
-        # difference is a rounding of 2^-53 or so, far below 1e-15.
-        assert summary[f]["accuracy_mean"] == pytest.approx(np.mean(accuracies), abs=1e-15)
+        # metrics.json holds percent: 100 x the float64 mean of the run files' fractions.
+        assert summary["accuracy"][f]["mean"] == pytest.approx(100 * np.mean(accuracies), abs=1e-12)
         assert f"{100 * np.mean(accuracies):.2f}" in (reports / "report.md").read_text()
     assert summary["n_seeds"] == len(SEEDS)
+    assert summary["equivalence"]["margin"] == tiny_params()["report"]["equivalence_margin"]
     for name in FIGURES:
         with Image.open(reports / "figures" / f"{name}.png") as img:
             assert img.format == "PNG"
     assert (reports / "report.html").stat().st_size > 100_000  # the figures are inside
+
+    # The headline twice: the report job's last stdout line, then onsuccess's, after Snakemake's
+    # own summary ("N of N steps (100%) done").
+    line = headline(reports / "metrics.json", "reports/report.html")
+    assert result.stdout.count(line) == 2, result.stdout[-3000:]
+    assert result.stdout.rindex(line) > result.stdout.rindex("steps (100%) done")
+
+    # A run without the report job (like `snakemake benchmark`) succeeds and prints no headline.
+    # (The target goes first: --forcerun takes every name after it as a rule.)
+    other = run("snakemake data/init/seed0.npz --cores 1 --forcerun init 2>&1", ws)
+    assert "1 of 1 steps (100%) done" in other.stdout
+    assert "\u2192 reports/report.html" not in other.stdout and "no headline" not in other.stdout

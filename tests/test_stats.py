@@ -5,6 +5,9 @@ import pytest
 from scipy import stats as sps
 
 from lenet_compare.report.stats import (
+    equivalence_sentence,
+    equivalence_test,
+    format_margin,
     format_p,
     mcnemar_test,
     paired_tests,
@@ -232,3 +235,89 @@ def test_verdict_with_one_seed_explains_the_missing_test():
 )
 def test_format_p(p, text):
     assert format_p(p) == text
+
+
+# ----------------------------------------------------------------------------------------------
+# Equivalence: the paired TOST
+
+# Five seeds, TensorFlow minus PyTorch: +0.2, -0.1, +0.4, +0.1, -0.1 points (fractions below).
+TOST_A = [0.900, 0.901, 0.898, 0.903, 0.900]
+TOST_D = [0.002, -0.001, 0.004, 0.001, -0.001]
+TOST_B = [a + d for a, d in zip(TOST_A, TOST_D, strict=True)]
+# By hand, in points: mean = 0.5 / 5 = 0.1; deviations 0.1, -0.2, 0.3, 0, -0.2, squares summing
+# to 0.18; sd = sqrt(0.18 / 4) = 0.2121320; se = sd / sqrt(5) = 0.0948683. t(0.95, 4) = 2.131847
+# (a t table), so the 90 % CI is 0.1 +- 2.131847 * 0.0948683 = 0.1 +- 0.2022453.
+TOST_MEAN, TOST_SE, T_95_4 = 0.1, 0.0948683, 2.131847
+
+
+def test_tost_matches_a_hand_computation():
+    margin = 1.0  # points
+    r = equivalence_test(by_seed(TOST_A), by_seed(TOST_B), margin / 100)
+    assert r["n_pairs"] == 5 and r["df"] == 4
+    assert 100 * r["mean_difference"] == pytest.approx(TOST_MEAN, abs=1e-12)
+    assert r["confidence"] == pytest.approx(0.90)
+    assert 100 * r["ci_low"] == pytest.approx(TOST_MEAN - T_95_4 * TOST_SE, abs=1e-6)
+    assert 100 * r["ci_high"] == pytest.approx(TOST_MEAN + T_95_4 * TOST_SE, abs=1e-6)
+    # The two one-sided tests: t = (mean + margin) / se against H0 mean <= -margin, and
+    # t = (mean - margin) / se against H0 mean >= +margin.
+    t_lower, t_upper = (TOST_MEAN + margin) / TOST_SE, (TOST_MEAN - margin) / TOST_SE
+    assert (t_lower, t_upper) == pytest.approx((11.595018, -9.486833), abs=1e-5)
+    assert r["t_lower"] == pytest.approx(t_lower, abs=1e-5)
+    assert r["t_upper"] == pytest.approx(t_upper, abs=1e-5)
+    # Their p-values are the tails of t with 4 df beyond those points; the TOST's is the larger.
+    assert r["p_lower"] == pytest.approx(sps.t.sf(t_lower, 4), rel=1e-5)
+    assert r["p_upper"] == pytest.approx(sps.t.cdf(t_upper, 4), rel=1e-5)
+    assert r["pvalue"] == max(r["p_lower"], r["p_upper"]) == pytest.approx(3.4445e-4, rel=1e-4)
+    # The 90 % CI (-0.10 to +0.30) lies within +-1: equivalent.
+    assert r["equivalent"] is True and r["note"] is None
+
+
+def test_tost_with_a_margin_the_ci_crosses_is_not_equivalent():
+    # Margin 0.2 points: the 90 % CI's upper end, 0.302, lies beyond it.
+    margin = 0.2
+    r = equivalence_test(by_seed(TOST_A), by_seed(TOST_B), margin / 100)
+    t_lower, t_upper = (TOST_MEAN + margin) / TOST_SE, (TOST_MEAN - margin) / TOST_SE  # 3.162, -1.054
+    assert r["p_lower"] == pytest.approx(sps.t.sf(t_lower, 4), rel=1e-5)  # 0.017: rejected alone
+    assert r["p_upper"] == pytest.approx(sps.t.cdf(t_upper, 4), rel=1e-5)  # 0.176: not rejected
+    assert r["pvalue"] == pytest.approx(0.17565, abs=1e-5)
+    assert r["equivalent"] is False
+    assert 100 * r["ci_high"] > margin
+
+
+def test_tost_is_undefined_with_one_seed_or_zero_variance_and_says_why():
+    one = equivalence_test({0: 0.90}, {0: 0.905}, 0.01)
+    assert one["pvalue"] is None and one["equivalent"] is None
+    assert one["note"] == "1 paired seed: a TOST needs at least 2"
+    # k / n accuracies whose differences differ only by floating-point noise: still zero variance.
+    same = equivalence_test(by_seed([8103 / 1e4, 6981 / 1e4]), by_seed([8123 / 1e4, 7001 / 1e4]), 0.01)
+    assert same["pvalue"] is None and same["equivalent"] is None
+    assert same["note"] == "all 2 differences are equal (+0.20 percentage points): zero variance, the TOST is undefined"
+    assert same["ci_low"] == same["ci_high"] == pytest.approx(0.002)
+
+
+def test_equivalence_sentences():
+    eq = equivalence_test(by_seed(TOST_A), by_seed(TOST_B), 0.01)
+    assert equivalence_sentence(eq, "PyTorch", "TensorFlow/Keras") == (
+        "Equivalent within ±1.0 points: the 90 % CI of TensorFlow/Keras minus PyTorch, -0.10 to +0.30 points, "
+        f"lies within ±1.0 (paired TOST p = {format_p(eq['pvalue'])} < 0.05)."
+    )
+    eq = equivalence_test(by_seed(TOST_A), by_seed(TOST_B), 0.002)
+    assert equivalence_sentence(eq, "PyTorch", "TensorFlow/Keras") == (
+        "Equivalence within ±0.2 points not shown: the 90 % CI of TensorFlow/Keras minus PyTorch, "
+        "-0.10 to +0.30 points, reaches beyond ±0.2 (paired TOST p = 0.176)."
+    )
+    eq = equivalence_test({0: 0.90}, {0: 0.905}, 0.01)
+    assert equivalence_sentence(eq, "PyTorch", "TensorFlow/Keras") == (
+        "Equivalence within ±1.0 points not shown: 1 paired seed: a TOST needs at least 2."
+    )
+
+
+def test_the_verdict_carries_the_equivalence_after_the_t_test():
+    a, b = by_seed(TOST_A), by_seed(TOST_B)
+    lines = verdict(paired_tests(a, b), {}, "PyTorch", "TensorFlow/Keras", equivalence=equivalence_test(a, b, 0.01))
+    assert lines[0].startswith("No significant difference") and lines[1].startswith("Equivalent within ±1.0 points")
+
+
+@pytest.mark.parametrize(("points", "text"), [(1.0, "1.0"), (1, "1.0"), (0.5, "0.5"), (0.25, "0.25"), (2.5, "2.5")])
+def test_format_margin(points, text):
+    assert format_margin(points) == text

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from lenet_compare.core import cli
 from lenet_compare.core.config import load_params
+from lenet_compare.report.common import headline, print_line
 from lenet_compare.report.compare import build
 
 
@@ -22,6 +23,9 @@ def main(args) -> None:
         ablation=args.ablation,
     )
     cli.log.info("wrote %s, %s, %s and the figures in %s", args.out_md, args.out_html, args.metrics, args.figures_dir)
+    # The answer, as the last line on stdout (the log goes to stderr): what `dvc repro` and
+    # Snakemake leave on screen. Read back from the metrics file, as Snakemake's onsuccess does.
+    print_line(headline(args.metrics, args.out_html))
 
 
 if __name__ == "__main__":
@@ -31,7 +35,7 @@ if __name__ == "__main__":
     p.add_argument("--cache", type=Path, required=True, help="the prepared .npz cache (test labels and images)")
     p.add_argument("--out-md", type=Path, required=True, help="the Markdown report")
     p.add_argument("--out-html", type=Path, required=True, help="the self-contained HTML report")
-    p.add_argument("--metrics", type=Path, required=True, help="summary JSON for `dvc metrics diff`")
+    p.add_argument("--metrics", type=Path, required=True, help="summary JSON: DVC's metrics, the headline's source")
     p.add_argument("--figures-dir", type=Path, required=True, help="folder of the PNG figures")
     p.add_argument("--plots-dir", type=Path, required=True, help="folder of the CSVs for DVC's confusion plots")
     p.add_argument("--ablation", type=Path, help="optional: reports/ablation.json, summarized in the report and linked")

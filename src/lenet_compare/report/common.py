@@ -1,4 +1,5 @@
-"""What the report steps share: framework names, the pair compared, reading a run's files, the output names.
+"""What the report steps share: framework names, the pair compared, reading a run's files, the output names,
+and the headline (the comparison in one line, read back from reports/metrics.json).
 
 Used by the comparison report, the ablation's report, the benchmark's report and the figures,
 so that none of them imports another; the Snakemake rules and the tests take the file names from
@@ -8,14 +9,19 @@ here too. Kept free of heavy imports: Snakemake reads it while parsing the workf
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TextIO
 
 from lenet_compare.core.errors import PipelineError
+from lenet_compare.core.frameworks import FRAMEWORK_NAMES
 
-FRAMEWORK_NAMES = {"torch": "PyTorch", "tensorflow": "TensorFlow/Keras"}
 # Differences are always the second minus the first: TensorFlow minus PyTorch.
 PAIR = ("torch", "tensorflow")
+# The significance level of every test in the reports.
+ALPHA = 0.05
 
 # reports/figures/{name}.png, in the order the report shows them.
 FIGURES = (
@@ -66,3 +72,117 @@ def read_json(path: Path, rerun: str = "rerun the step that writes it") -> dict:
     if not isinstance(obj, dict):
         raise PipelineError(f"{path} must hold a JSON object, got {type(obj).__name__}; {rerun}")
     return obj
+
+
+def format_p(p: float | None) -> str:
+    """p-values as a reader expects them: 3 significant digits, scientific below 0.001."""
+    if p is None:
+        return "n/a"
+    if p == 0:
+        return "< 1e-300"
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.3g}"
+
+
+# ----------------------------------------------------------------------------------------------
+# The headline: the answer in one line, at the end of the report step and of a Snakemake run
+
+
+def _signed(x: float) -> str:
+    """+0.40 / −0.14, with a typographic minus (U+2212): the headline is for reading, not parsing."""
+    return f"{x:+.2f}".replace("-", "\u2212")
+
+
+def format_margin(points: float) -> str:
+    """An equivalence margin in points as params.yaml gives it: 1.0, 0.5, 0.25 (never "1")."""
+    text = f"{points:g}"
+    return text if "." in text or "e" in text else f"{text}.0"
+
+
+def headline(metrics_path: Path | str, report: Path | str = "reports/report.html") -> str:
+    """The comparison in one line, from reports/metrics.json alone (its layout: compare.summary_metrics).
+
+    "PyTorch 90.36 ± 0.45 % | TensorFlow/Keras 90.22 ± 0.75 % (mean ± 95 % CI, 5 seeds) |
+    TF−PT −0.14 points (95 % CI −0.68 to +0.40): no significant difference (p = 0.515);
+    equivalent within ±1.0 points (90 % CI −0.56 to +0.28) → reports/report.html"
+    """
+    m = read_json(Path(metrics_path), "rerun the report step (dvc repro report / snakemake)")
+    try:
+        return _headline(m, str(report))
+    except (KeyError, TypeError) as e:
+        raise PipelineError(f"{metrics_path} lacks {e} or holds the wrong type there; rerun the report step") from e
+
+
+def _headline(m: dict, report: str) -> str:
+    parts = []
+    for f, acc in m["accuracy"].items():
+        name = FRAMEWORK_NAMES.get(f, f)
+        half = None if acc["ci95_high"] is None else acc["ci95_high"] - acc["mean"]
+        parts.append(f"{name} {acc['mean']:.2f} %" if half is None else f"{name} {acc['mean']:.2f} ± {half:.2f} %")
+    n = m["n_seeds"]
+    seeds = f"{n} seed{'s' if n != 1 else ''}"
+    with_ci = any(acc["ci95_high"] is not None for acc in m["accuracy"].values())
+    parts[-1] += f" (mean ± 95 % CI, {seeds})" if with_ci else f" ({seeds})"
+    gap = m.get("gap")
+    if gap is not None:
+        text = f"TF\u2212PT {_signed(gap['mean'])} points"
+        if gap["ci95_low"] is not None:
+            text += f" (95 % CI {_signed(gap['ci95_low'])} to {_signed(gap['ci95_high'])})"
+        if gap["p"] is None:
+            text += ": no paired t-test"
+        elif gap["p"] < ALPHA:
+            ahead = FRAMEWORK_NAMES[PAIR[1] if gap["mean"] > 0 else PAIR[0]]
+            text += f": {ahead} ahead, significant (p = {format_p(gap['p'])})"
+        else:
+            text += f": no significant difference (p = {format_p(gap['p'])})"
+        eq = m["equivalence"]
+        within = f"within ±{format_margin(eq['margin'])} points"
+        if eq["p"] is None:
+            text += f"; equivalence {within} not shown (TOST undefined)"
+        else:
+            ci = f"90 % CI {_signed(eq['ci90_low'])} to {_signed(eq['ci90_high'])}"
+            text += f"; equivalent {within} ({ci})" if eq["equivalent"] else f"; equivalence {within} not shown ({ci})"
+        parts.append(text)
+    return " | ".join(parts) + f" \u2192 {report}"
+
+
+def print_line(text: str, stream: TextIO | None = None) -> None:
+    """Print one line whatever the console's encoding: what it cannot show becomes "?", never an error.
+
+    A report step that wrote every file must not fail on a "±" sent to an ASCII-only console.
+    """
+    stream = stream or sys.stdout
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    stream.write(text.encode(encoding, errors="replace").decode(encoding) + "\n")
+    stream.flush()
+
+
+def file_state(path: Path | str) -> tuple[int, int] | None:
+    """(inode, mtime in ns) of a file, None when there is none: changes whenever a step rewrites it.
+
+    The report step writes atomically (a new file renamed over the old), so even a rewrite within
+    the clock's resolution gets a new inode.
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def announce(metrics_path: Path | str, report: Path | str, before: tuple[int, int] | None) -> str | None:
+    """Snakemake's onsuccess: print the headline again, after Snakemake's summary, when this run
+    rewrote ``metrics_path`` (its ``file_state`` differs from ``before``, taken at start-up).
+
+    Returns the line printed, or None. Never raises: a run without the report (``snakemake
+    benchmark``) prints nothing, and a hook must not turn a finished run into a failure, so an
+    unreadable file only costs the headline (the reason goes to stderr).
+    """
+    if file_state(metrics_path) in (None, before):
+        return None
+    try:
+        line = headline(metrics_path, report)
+    except Exception as e:  # any failure: the run has succeeded already (see the docstring)
+        print(f"no headline: {e}", file=sys.stderr)
+        return None
+    print_line(line)
+    return line

@@ -4,7 +4,7 @@ Inputs (DESIGN.md): reports/runs/{framework}/seed{seed}/{metrics.json,history.cs
 data/predictions/{framework}/seed{seed}.npz and the prepared cache (test labels and images).
 Outputs: report.md and report.html from one jinja2 template (templates/report.md.j2; the HTML
 is that Markdown rendered by markdown-it with raw HTML disabled, images as data: URIs, inside
-templates/page.html.j2), the figures, reports/metrics.json for `dvc metrics diff`, and one
+templates/page.html.j2), the figures, reports/metrics.json (DVC's metrics, `dvc exp show`), and one
 (actual, predicted) CSV per framework for DVC's confusion template. Optionally reports/ablation.json
 (ablation_report.py): its two summary sentences and a link to its Markdown, in a section of their own.
 
@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +33,7 @@ from lenet_compare.core.atomic import write_json, write_text
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.data.dataset import load_prepared
 from lenet_compare.evaluate.classification import classification_metrics
+from lenet_compare.evaluate.inference_timing import BATCH_SIZES, FASTEST, NAIVE
 from lenet_compare.report import figures, stats
 from lenet_compare.report.common import (
     FIGURES,
@@ -206,7 +208,32 @@ def load_inputs(params: dict, runs_dir: Path, predictions_dir: Path, cache: Path
                     f"{expected}; the run is stale, rerun it"
                 )
         runs[(f, s)] = r
+    _check_one_device_kind(runs, frameworks)
     return Inputs(params, frameworks, seeds, runs, y_test, images, class_names, meta)
+
+
+def _check_one_device_kind(runs: dict[tuple[str, int], Run], frameworks: list[str]) -> None:
+    """Every run must have trained on one kind of device (run.json's ``device``: cpu or cuda).
+
+    A GPU and a CPU compute in a different order and with different kernels, so their accuracies
+    and timings are not comparable: the article's PyTorch ran on a CPU, its Keras on a GPU.
+    """
+    seeds_by_kind: dict[str, dict[str, list[int]]] = {f: {} for f in frameworks}
+    for (f, s), r in runs.items():
+        kind = str(r.run.get("device") or "not recorded")
+        seeds_by_kind[f].setdefault(kind, []).append(s)
+    if len({kind for kinds in seeds_by_kind.values() for kind in kinds}) <= 1:
+        return
+    listing = "; ".join(
+        f"{FRAMEWORK_NAMES.get(f, f)} on "
+        + ", ".join(f"{kind} ({stats.plural(len(s), 'seed')}: {', '.join(map(str, s))})" for kind, s in kinds.items())
+        for f, kinds in seeds_by_kind.items()
+    )
+    raise PipelineError(
+        f"the runs were made on different kinds of device: {listing}. A comparison needs every run "
+        "on one kind: set train.device to cpu or cuda in params.yaml and rerun the train step "
+        "(dvc repro / snakemake) on machines that have it"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,7 +320,65 @@ def analyze(inp: Inputs) -> dict:
         "per_run": per_run,
         "table": table,
         "pair": pair_analysis(inp, acc) if all(f in inp.frameworks for f in PAIR) else None,
+        "inference": inference_summary(inp),
     }
+
+
+def inference_summary(inp: Inputs) -> dict:
+    """The naive and the fastest idiomatic inference call per framework and batch size, over the
+    seeds (each run's metrics.json ``inference.rows``), and the sentence comparing fastest with fastest.
+
+    ``rows`` is empty when no run recorded the paths (a metrics.json from before they were timed).
+    """
+    rows = []
+    for f in inp.frameworks:
+        for size in BATCH_SIZES:
+            for path in (NAIVE, FASTEST):
+                found = [
+                    r
+                    for s in inp.seeds
+                    for r in inp.runs[(f, s)].metrics.get("inference", {}).get("rows", [])
+                    if r["batch_size"] == size and r["path"] == path
+                ]
+                if not found:
+                    continue
+                # Which call was fastest is measured per run, so seeds may disagree: name each.
+                calls = Counter(r["call"] for r in found)
+                ms, per_second = (_mean_std([r[key] for r in found]) for key in ("median_ms", "images_per_second"))
+                rows.append(
+                    {
+                        "framework": f,
+                        "name": FRAMEWORK_NAMES.get(f, f),
+                        "batch_size": size,
+                        "path": path,
+                        "calls": [{"call": call, "runs": n} for call, n in calls.items()],
+                        "n_runs": len(found),
+                        "timed_calls": _distinct(r.get("timed_calls") for r in found),
+                        "median_ms": {"mean": ms[0], "std": ms[1]},
+                        "images_per_second": {"mean": per_second[0], "std": per_second[1]},
+                    }
+                )
+    timed_calls = {size: _distinct(r["timed_calls"] for r in rows if r["batch_size"] == size) for size in BATCH_SIZES}
+    return {"rows": rows, "timed_calls": timed_calls, "sentence": fastest_with_fastest(rows)}
+
+
+def fastest_with_fastest(rows: list[dict]) -> str | None:
+    """PyTorch against TensorFlow, each on its fastest idiomatic call; None without both."""
+    a, b = PAIR
+    fastest = {(r["framework"], r["batch_size"]): r for r in rows if r["path"] == FASTEST}
+    parts = []
+    for size in BATCH_SIZES:
+        if (a, size) not in fastest or (b, size) not in fastest:
+            return None
+        ra, rb = fastest[(a, size)], fastest[(b, size)]
+        ms_a, ms_b = ra["median_ms"]["mean"], rb["median_ms"]["mean"]
+        quicker, ratio = (ra["name"], ms_b / ms_a) if ms_a <= ms_b else (rb["name"], ms_a / ms_b)
+        what = "one image" if size == 1 else f"a batch of {size:,}"
+        parts.append(
+            f"{what} takes {ms_a:,.3f} ms in {ra['name']} and {ms_b:,.3f} ms in {rb['name']} "
+            f"({quicker} {ratio:.1f}x as fast)"
+        )
+    return "Fastest idiomatic call against fastest idiomatic call: " + "; ".join(parts) + "."
 
 
 def framework_summary(inp: Inputs, table: pd.DataFrame, acc: dict, per_run: dict, f: str) -> dict:
@@ -322,6 +407,9 @@ def pair_analysis(inp: Inputs, acc: dict) -> dict:
     """TensorFlow against PyTorch, paired by seed: the tests, McNemar per seed, the verdict and the article."""
     a, b = PAIR
     paired = stats.paired_tests(acc[a], acc[b])
+    # The margin is in points (params.yaml), the accuracies are fractions.
+    margin_points = inp.params["report"]["equivalence_margin"]
+    equivalence = stats.equivalence_test(acc[a], acc[b], margin_points / 100)
     mcn = {s: stats.mcnemar_test(inp.y_test, inp.runs[(a, s)].y_pred, inp.runs[(b, s)].y_pred) for s in inp.seeds}
     pvals = [m["pvalue"] for m in mcn.values() if m["pvalue"] is not None]
     gap = article.gap()
@@ -329,6 +417,8 @@ def pair_analysis(inp: Inputs, acc: dict) -> dict:
         "a": a,
         "b": b,
         "paired": paired,
+        "equivalence": equivalence,
+        "equivalence_margin_points": margin_points,  # as params.yaml gives it, for metrics.json
         # By seed, so the report can follow params.yaml's seed order (paired["differences"]
         # follows sorted seeds).
         "difference_by_seed": dict(zip(paired["seeds"], paired["differences"], strict=True)),
@@ -338,7 +428,7 @@ def pair_analysis(inp: Inputs, acc: dict) -> dict:
         "mcnemar_pvalue_max": max(pvals) if pvals else None,
         "agreement_mean": float(np.mean([m["agreement"] for m in mcn.values()])),
         "verdict": [
-            *stats.verdict(paired, mcn, FRAMEWORK_NAMES[a], FRAMEWORK_NAMES[b]),
+            *stats.verdict(paired, mcn, FRAMEWORK_NAMES[a], FRAMEWORK_NAMES[b], equivalence=equivalence),
             article_comparison(gap, paired),
         ],
         "article_gap": gap,
@@ -376,41 +466,52 @@ def keras_eps_steps(beta2: float, tolerance: float = 0.01) -> int:
     return max(1, math.ceil(math.log(1 - 1 / (1 + tolerance) ** 2) / math.log(beta2)))
 
 
+def _percent(fraction: float | None) -> float | None:
+    """A fraction (or a difference of fractions) in percent (points); None stays None (JSON null)."""
+    return None if fraction is None else 100 * fraction
+
+
+# reports/metrics.json's timing keys: one training and one inference figure per framework, the
+# two a reader compares first; the rest stays in report.md's Timings table.
+SUMMARY_TIMINGS = ("seconds_per_epoch", "inference_images_per_second")
+
+
 def summary_metrics(analysis: dict) -> dict:
-    """reports/metrics.json: the summary `dvc metrics diff` shows (accuracies as fractions)."""
-    out: dict = {"n_seeds": len(analysis["seeds"]), "n_test": analysis["n_test"]}
+    """reports/metrics.json, the only file DVC knows as metrics: few, short, grouped keys.
+
+    Sized for one `dvc exp show` table (about 20 columns): accuracies in percent, differences in
+    percentage points (TensorFlow minus PyTorch), each group a prefix of the flattened column
+    names (accuracy.torch.mean, gap.p, equivalence.equivalent, timing.tensorflow.seconds_per_epoch).
+    Everything else is in report.md; ``headline`` (common.py) reads this file back.
+    """
+    out: dict = {"n_seeds": len(analysis["seeds"]), "accuracy": {}}
     for f, fw in analysis["frameworks"].items():
-        acc, timing = fw["accuracy"], fw["timing"]
-        out[f] = {
-            "accuracy_mean": acc["mean"],
-            "accuracy_std": acc["std"],
-            "accuracy_ci95_low": acc["ci_low"],
-            "accuracy_ci95_high": acc["ci_high"],
-            "accuracy_min": acc["min"],
-            "accuracy_max": acc["max"],
-            "test_loss_mean": fw["test_loss_mean"],
-            "macro_f1_mean": fw["macro_f1_mean"],
-            "train_seconds_mean": timing["train_seconds"]["mean"],
-            "seconds_per_epoch_mean": timing["seconds_per_epoch"]["mean"],
-            "images_per_second_mean": timing["images_per_second"]["mean"],
-            "inference_images_per_second_mean": timing["inference_images_per_second"]["mean"],
+        acc = fw["accuracy"]
+        out["accuracy"][f] = {
+            "mean": _percent(acc["mean"]),
+            "std": _percent(acc["std"]),
+            "ci95_low": _percent(acc["ci_low"]),
+            "ci95_high": _percent(acc["ci_high"]),
         }
     pair = analysis["pair"]
     if pair:
-        p = pair["paired"]
-        out[f"{pair['b']}_minus_{pair['a']}"] = {
-            "accuracy_mean": p["mean_difference"],
-            "accuracy_ci95_low": p["ci_low"],
-            "accuracy_ci95_high": p["ci_high"],
-            "single_run_pi95_low": p["pi_low"],
-            "single_run_pi95_high": p["pi_high"],
-            "t_pvalue": p["t_pvalue"],
-            "wilcoxon_pvalue": p["wilcoxon_pvalue"],
-            "mcnemar_significant_seeds": pair["mcnemar_significant"],
-            "mcnemar_pvalue_min": pair["mcnemar_pvalue_min"],
-            "mcnemar_pvalue_max": pair["mcnemar_pvalue_max"],
-            "agreement_mean": pair["agreement_mean"],
+        p, eq = pair["paired"], pair["equivalence"]
+        out["gap"] = {
+            "mean": _percent(p["mean_difference"]),
+            "ci95_low": _percent(p["ci_low"]),
+            "ci95_high": _percent(p["ci_high"]),
+            "p": p["t_pvalue"],  # paired t-test
         }
+        out["equivalence"] = {
+            "margin": pair["equivalence_margin_points"],
+            "ci90_low": _percent(eq["ci_low"]),
+            "ci90_high": _percent(eq["ci_high"]),
+            "p": eq["pvalue"],  # TOST: the larger of the two one-sided p-values
+            "equivalent": eq["equivalent"],
+        }
+    out["timing"] = {
+        f: {key: fw["timing"][key]["mean"] for key in SUMMARY_TIMINGS} for f, fw in analysis["frameworks"].items()
+    }
     return out
 
 

@@ -114,6 +114,7 @@ def environment() -> jinja2.Environment:
         pts=_pts,
         fixed=_fixed,
         p=stats.format_p,
+        margin=stats.format_margin,
         code=_code,
         code_span=_code_span,
         value=_value,

@@ -1,4 +1,4 @@
-"""The statistics of the comparison: spread over seeds, paired tests by seed, McNemar per seed.
+"""The statistics of the comparison: spread over seeds, paired tests and equivalence by seed, McNemar per seed.
 
 Every test comes from scipy or statsmodels; this module only arranges inputs, catches the cases
 where a test is undefined (too few seeds, no differences at all) and says why in words, and turns
@@ -16,8 +16,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.weightstats import ttost_paired
 
-ALPHA = 0.05
+# ALPHA, format_p and format_margin live with the light helpers, so that the headline (common.py)
+# judges and prints as the report does without importing scipy; callers know them as stats.*.
+from lenet_compare.report.common import ALPHA, format_margin, format_p
+
 CONFIDENCE = 0.95
 
 # Accuracies are correct / total; their differences carry floating-point noise around 1e-17.
@@ -215,6 +219,62 @@ def _wilcoxon_test(d: np.ndarray) -> dict:
     return out
 
 
+def equivalence_test(a: Mapping[int, float], b: Mapping[int, float], margin: float, alpha: float = ALPHA) -> dict:
+    """Paired TOST (two one-sided t-tests) of the mean of b - a within (-margin, +margin).
+
+    statsmodels' ``ttost_paired`` gives both one-sided tests; their larger p-value is the TOST's.
+    ``equivalent`` is ``pvalue < alpha``: a TOST at level alpha rejects non-equivalence exactly
+    when the (1 - 2 alpha) CI of the mean difference (90 % for alpha = 0.05; ``ci_low``,
+    ``ci_high``, from scipy's ``ttest_rel``) lies within the margins, so the two always agree.
+    Undefined, with a ``note`` and null p-values, for fewer than two pairs or zero variance.
+    ``margin`` is in the units of a and b (fractions here); only seeds present in both are paired.
+    """
+    seeds = sorted(set(a) & set(b))
+    xa = np.array([a[s] for s in seeds], dtype=np.float64)
+    xb = np.array([b[s] for s in seeds], dtype=np.float64)
+    d = _clean(xb - xa)
+    n = len(seeds)
+    out: dict = {
+        "margin": float(margin),
+        "n_pairs": n,
+        "mean_difference": float(np.mean(d)) if n else None,
+        "confidence": 1 - 2 * alpha,
+        "ci_low": None,
+        "ci_high": None,
+        "t_lower": None,  # H0: mean <= -margin
+        "p_lower": None,
+        "t_upper": None,  # H0: mean >= +margin
+        "p_upper": None,
+        "df": None,
+        "pvalue": None,
+        "equivalent": None,
+        "note": None,
+    }
+    if n < 2:
+        out["note"] = f"{plural(n, 'paired seed')}: a TOST needs at least 2"
+        return out
+    if np.ptp(d) == 0:
+        # statsmodels would divide by a zero standard error (t = +-inf, p = 0): no test to speak of.
+        what = "zero" if d[0] == 0 else f"equal ({pp(d[0]):+.2f} percentage points)"
+        out.update(ci_low=float(d[0]), ci_high=float(d[0]))
+        out["note"] = f"all {n} differences are {what}: zero variance, the TOST is undefined"
+        return out
+    pvalue, (t_lower, p_lower, df), (t_upper, p_upper, _) = ttost_paired(xb, xa, -margin, margin)
+    ci = sps.ttest_rel(xb, xa).confidence_interval(1 - 2 * alpha)
+    out.update(
+        ci_low=_num(ci.low),
+        ci_high=_num(ci.high),
+        t_lower=_num(t_lower),
+        p_lower=_num(p_lower),
+        t_upper=_num(t_upper),
+        p_upper=_num(p_upper),
+        df=int(df),
+        pvalue=_num(pvalue),
+        equivalent=bool(pvalue < alpha),
+    )
+    return out
+
+
 def mcnemar_test(y_true, pred_a, pred_b) -> dict:
     """Exact McNemar test of two classifiers on the same images, and how often they agree.
 
@@ -246,15 +306,6 @@ def mcnemar_test(y_true, pred_a, pred_b) -> dict:
     }
 
 
-def format_p(p: float | None) -> str:
-    """p-values as a reader expects them: 3 significant digits, scientific below 0.001."""
-    if p is None:
-        return "n/a"
-    if p == 0:
-        return "< 1e-300"
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.3g}"
-
-
 def pp(fraction: float) -> float:
     """A fraction as percent / percentage points."""
     return 100.0 * fraction
@@ -266,9 +317,15 @@ def verdict(
     name_a: str,
     name_b: str,
     alpha: float = ALPHA,
+    equivalence: dict | None = None,
 ) -> list[str]:
-    """Plain-language conclusions, each derived from the numbers passed in (b - a differences)."""
+    """Plain-language conclusions, each derived from the numbers passed in (b - a differences).
+
+    ``equivalence`` (from :func:`equivalence_test`) adds its sentence after the t-test's.
+    """
     lines = [_t_test_sentence(paired, name_a, name_b, alpha)]
+    if equivalence is not None:
+        lines.append(equivalence_sentence(equivalence, name_a, name_b, alpha))
     wilcoxon = _wilcoxon_sentence(paired, alpha)
     if wilcoxon is not None:
         lines.append(wilcoxon)
@@ -300,6 +357,24 @@ def _t_test_sentence(paired: dict, name_a: str, name_b: str, alpha: float) -> st
         f"No significant difference in test accuracy at alpha = {alpha}: {name_b} minus "
         f"{name_a} = {pp(mean_d):+.2f} percentage points on average over {seeds_word} "
         f"({ci}; paired t-test p = {format_p(p_t)})."
+    )
+
+
+def equivalence_sentence(eq: dict, name_a: str, name_b: str, alpha: float = ALPHA) -> str:
+    """Either "Equivalent within +-m points" with the 90 % CI, or "Equivalence ... not shown"."""
+    margin = format_margin(pp(eq["margin"]))
+    if eq["pvalue"] is None:
+        return f"Equivalence within ±{margin} points not shown: {eq['note']}."
+    ci = f"{pp(eq['ci_low']):+.2f} to {pp(eq['ci_high']):+.2f} points"
+    level = f"{100 * eq['confidence']:.0f} % CI"
+    if eq["equivalent"]:
+        return (
+            f"Equivalent within ±{margin} points: the {level} of {name_b} minus {name_a}, {ci}, lies within "
+            f"±{margin} (paired TOST p = {format_p(eq['pvalue'])} < {alpha})."
+        )
+    return (
+        f"Equivalence within ±{margin} points not shown: the {level} of {name_b} minus {name_a}, {ci}, "
+        f"reaches beyond ±{margin} (paired TOST p = {format_p(eq['pvalue'])})."
     )
 
 
