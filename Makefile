@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 
-.PHONY: setup data-source run dvc-repro ablation benchmark test lint format screenshot clean
+.PHONY: setup data-source run demo dvc-repro ablation benchmark test lint format snakemake-report screenshot clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,11 @@ $(STAMP): requirements.txt pyproject.toml
 		{ echo "error: Python 3.11 is required (torch/tensorflow pins); set PYTHON=python3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# torch's CUDA 13 wheels and TensorFlow's CUDA 12 ones both install nvidia/cudnn/lib and
+	@# nvidia/nccl/lib under the same file names, and the last one pip installs wins. Make it
+	@# TensorFlow's on every machine (docs/slurm-and-gpus.md#one-cudnn-for-both).
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
+		$$(grep -E '^nvidia-(cudnn|nccl)-cu12==' requirements.txt)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -34,6 +39,12 @@ run: setup data-source
 		snakemake --cores 4 --resources gpu=1 --forceall; \
 	fi
 
+# A first look in about two minutes: the whole pipeline (both frameworks, 2 seeds, the ablation,
+# the report) on a small subset, in a throwaway copy of the checkout (tools/demo.py). Nothing in
+# the checkout is written. Ends by printing the path of its report.html.
+demo: setup
+	python tools/demo.py
+
 dvc-repro: setup data-source
 	dvc repro
 
@@ -50,16 +61,23 @@ benchmark: setup data-source
 test: setup
 	python -m pytest
 
+# `snakemake --lint` exits 1 for its conda/container notes alone, which this project declines on
+# purpose (docs/snakemake.md); the wrapper fails on any other finding.
 lint: setup
 	ruff check .
 	ruff format --check .
 	snakefmt --check Snakefile workflow/rules
-	snakemake --lint
+	python tools/snakemake_lint.py
 
 format: setup
 	ruff format .
 	ruff check --fix .
 	snakefmt Snakefile workflow/rules
+
+# Snakemake's own report of the last run: the report's files with their captions
+# (workflow/report/), the rules with their code and params, every job's runtime (docs/snakemake.md).
+snakemake-report: setup
+	snakemake --report reports/snakemake-report.zip
 
 # A picture of reports/report.html as headless Chromium shows it, for the README.
 screenshot: setup

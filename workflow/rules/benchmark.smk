@@ -2,6 +2,7 @@
 # DataLoader loop, memory, evaluation speed, the engines' no-op overhead and wall time against the
 # number of seeds. About 20 minutes on 2 CPU cores (estimated), so not part of `all`:
 # `snakemake --cores 2 benchmark`. Same command line as the DVC stage in workflow/benchmark/dvc.yaml.
+# Not a local rule (common.smk): on a cluster it is a job of its own, with `threads` CPUs.
 
 
 rule benchmark:

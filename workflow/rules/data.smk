@@ -1,6 +1,8 @@
 # Data steps: verified download, then one normalized cache shared by every training job.
 # `params:` lists exactly the keys a step reads, so Snakemake reruns it when they change,
-# like the `params:` of the DVC stage of the same name.
+# like the `params:` of the DVC stage of the same name. Both are local rules (common.smk): on a
+# cluster they run where Snakemake runs, which has the internet `download` needs (compute nodes
+# often have none).
 
 
 rule download:

@@ -1,7 +1,29 @@
 # The report: statistics over seeds, paired tests, figures, report.md + report.html, metrics.json.
 # It reads every run's files (DESIGN.md) and the prepared cache (test labels and images); no
 # framework is imported. Same command line as the DVC stage `report`.
+#
+# Its outputs are flagged with report(): `snakemake --report reports/snakemake-report.zip` puts
+# them, with the captions of workflow/report/, in Snakemake's own report, next to the run's
+# provenance (rules, code, params, runtimes). Captions are paths relative to this file.
 from lenet_compare.report.common import FIGURES, SCREENSHOT
+
+
+# Snakemake's report opens with this (the workflow in a few lines, rendered with the run's config).
+report: "../report/workflow.rst"
+
+
+# The subcategory of each figure (a name of FIGURES) in Snakemake's report; its caption is
+# workflow/report/{name}.rst. A new figure missing here stops Snakemake at parse time (KeyError);
+# one without a caption file stops `snakemake --report`.
+FIGURE_SUBCATEGORIES = {
+    "learning_curves": "Training",
+    "drift": "Training",
+    "accuracy_per_seed": "Test accuracy",
+    "confusion_matrices": "Test accuracy",
+    "per_class_accuracy": "Test accuracy",
+    "disagreements": "Test accuracy",
+    "timing": "Speed",
+}
 
 
 rule report:
@@ -36,6 +58,7 @@ rule report:
             "src/lenet_compare/report/stats.py",
             "src/lenet_compare/report/figures.py",
             "src/lenet_compare/evaluate/classification.py",
+            "src/lenet_compare/evaluate/inference_timing.py",
             "src/lenet_compare/report/common.py",
             "src/lenet_compare/data/dataset.py",
             "src/lenet_compare/train/history.py",
@@ -44,12 +67,40 @@ rule report:
         ],
     output:
         md="reports/report.md",
-        html="reports/report.html",
-        metrics="reports/metrics.json",
-        figures=expand("reports/figures/{name}.png", name=FIGURES),
-        confusion=expand(
-            "reports/plots/confusion_{framework}.csv", framework=config["frameworks"]
+        html=report(
+            "reports/report.html",
+            caption="../report/report_html.rst",
+            category="Comparison",
+            subcategory="Report",
+            labels={"file": "report.html"},
         ),
+        metrics=report(
+            "reports/metrics.json",
+            caption="../report/metrics.rst",
+            category="Comparison",
+            subcategory="Report",
+            labels={"file": "metrics.json"},
+        ),
+        figures=[
+            report(
+                f"reports/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+                subcategory=FIGURE_SUBCATEGORIES[name],
+                labels={"figure": name.replace("_", " ")},
+            )
+            for name in FIGURES
+        ],
+        confusion=[
+            report(
+                f"reports/plots/confusion_{framework}.csv",
+                caption="../report/confusion_csv.rst",
+                category="Data for DVC plots",
+                subcategory="Confusion matrices",
+                labels={"framework": framework},
+            )
+            for framework in config["frameworks"]
+        ],
     log:
         "logs/report.log",
     params:
@@ -66,6 +117,7 @@ rule report:
         limit_train=config["data"]["limit_train"],
         limit_test=config["data"]["limit_test"],
         normalize=config["data"]["normalize"],
+        equivalence_margin=config["report"]["equivalence_margin"],
     shell:
         "python {input.script} --runs-dir {params.runs_dir} --predictions-dir {params.predictions_dir} "
         "--cache {input.cache} --out-md {output.md} --out-html {output.html} --metrics {output.metrics} "
