@@ -20,8 +20,8 @@ from scipy import stats as sps
 from synthetic_runs import ABLATION_CORRECT, ABLATION_N_TEST, params_for, write_ablation_runs
 
 from lenet_compare.ablation import report
-from lenet_compare.core.frameworks import FRAMEWORK_NAMES
 from lenet_compare.core.errors import PipelineError
+from lenet_compare.core.frameworks import FRAMEWORK_NAMES
 
 SEEDS = (0, 1, 2)
 STEPS = ("article", "accuracy", "head", "eps", "padding", "init", "order")
