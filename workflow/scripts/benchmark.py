@@ -49,13 +49,13 @@ def main(args) -> None:
             )
             for framework in args.frameworks
         }
-        pipeline = None
+        engines = None  # the engines' overhead, measured by lenet_compare.bench.pipeline
         if not args.skip_pipeline:
-            pipeline = {
+            engines = {
                 "noop": pipeline.noop_overhead(REPO, workdir, params, args.raw_dir, args.noop_repeats),
                 "seeds_scaling": pipeline.seeds_scaling(REPO, workdir, params, args.raw_dir, args.seed_counts),
             }
-    result = report.summarize(measured, pipeline, settings, command)
+    result = report.summarize(measured, engines, settings, command)
     report.figure(result, args.figure)
     write_json(args.out_json, result)
     report.write_markdown(args.out_json, args.out_md, args.figure)
