@@ -170,11 +170,11 @@ def test_pipeline_on_slurm_equals_a_local_run(slurm_cluster, tmp_path):
     # seconds) ran on the submitting host, every other job is a Slurm job that completed.
     stats = job_stats(slurm_log)
     assert stats == job_stats(local_run.stdout + local_run.stderr)
-    local = set(re.findall(r"^localrule (\w+):", slurm_log, re.MULTILINE)) - {"all"}
-    assert local == {"download", "prepare", "init", "ablation", "report"}, local
+    local_rules = set(re.findall(r"^localrule (\w+):", slurm_log, re.MULTILINE)) - {"all"}
+    assert local_rules == {"download", "prepare", "init", "ablation", "report"}, local_rules
     run_id = re.search(r"SLURM run ID: (\S+)", slurm_log)[1]
     jobs = slurm_jobs(run_id, since)
-    assert jobs["rule"].value_counts().to_dict() == {r: n for r, n in stats.items() if r not in local}, jobs
+    assert jobs["rule"].value_counts().to_dict() == {r: n for r, n in stats.items() if r not in local_rules}, jobs
     assert (jobs["State"] == "COMPLETED").all(), jobs
     assert (jobs["Account"] == ACCOUNT).all() and (jobs["Partition"] == PARTITION).all(), jobs
     # The profile's resources reached Slurm: training jobs have train.threads CPUs and 8 GB each.
