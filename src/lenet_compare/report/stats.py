@@ -131,16 +131,21 @@ def prediction_interval(mean: float, std: float, n: int, confidence: float = CON
     return mean - half, mean + half
 
 
+def _paired(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
+    """The seeds present in both, sorted; a's and b's values over them; the differences b - a."""
+    seeds = sorted(set(a) & set(b))
+    xa = np.array([a[s] for s in seeds], dtype=np.float64)
+    xb = np.array([b[s] for s in seeds], dtype=np.float64)
+    return seeds, xa, xb, _clean(xb - xa)
+
+
 def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: float = CONFIDENCE) -> dict:
     """Paired by seed: the differences b - a, a paired t-test and a Wilcoxon signed-rank test.
 
     Only seeds present in both are paired. A test that is undefined returns null statistics and a
     ``*_note`` saying why (fewer than two pairs, all differences zero, or all equal).
     """
-    seeds = sorted(set(a) & set(b))
-    xa = np.array([a[s] for s in seeds], dtype=np.float64)
-    xb = np.array([b[s] for s in seeds], dtype=np.float64)
-    d = _clean(xb - xa)
+    seeds, xa, xb, d = _paired(a, b)
     n = len(seeds)
     out: dict = {
         "seeds": seeds,
@@ -229,10 +234,7 @@ def equivalence_test(a: Mapping[int, float], b: Mapping[int, float], margin: flo
     Undefined, with a ``note`` and null p-values, for fewer than two pairs or zero variance.
     ``margin`` is in the units of a and b (fractions here); only seeds present in both are paired.
     """
-    seeds = sorted(set(a) & set(b))
-    xa = np.array([a[s] for s in seeds], dtype=np.float64)
-    xb = np.array([b[s] for s in seeds], dtype=np.float64)
-    d = _clean(xb - xa)
+    seeds, xa, xb, d = _paired(a, b)
     n = len(seeds)
     out: dict = {
         "margin": float(margin),
