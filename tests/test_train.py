@@ -158,6 +158,7 @@ def test_outputs_follow_the_contracts(trained, small_cache, framework):
     assert metrics["n_test"] == 2000
     assert metrics["test_accuracy"] == (y_pred == y_test).mean()  # exact fraction
     assert metrics["train_seconds"] == record["train_seconds"]
+    assert metrics["wall_seconds"] > 0  # the evaluate step's own time, for reports/wall_times.json
     # The loss of the saved logits, to the last bit (the same float64 computation of the same
     # float32 logits)...
     assert metrics["test_loss"] == scores.cross_entropy(logits, y_test)

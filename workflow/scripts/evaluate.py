@@ -9,6 +9,7 @@ lenet_compare.evaluate.inference_timing: the framework's naive call beside its i
 """
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ def read_run_record(path: Path, framework: str, seed: int) -> dict:
 
 
 def main(args) -> None:
+    wall_start = time.perf_counter()
     record = read_run_record(args.run_record, args.framework, args.seed)
     spec = LeNetSpec.from_params(record["params"]["model"])
     data, _ = load_prepared(args.data)
@@ -71,6 +73,9 @@ def main(args) -> None:
         **per_class,
     }
     metrics.update(inference_timing.measure(args.framework, model, x_test, spec))
+    # Like train's run.json: from the start of the step (the framework's import included) to the
+    # last measurement; reports/wall_times.json reads it.
+    metrics["wall_seconds"] = time.perf_counter() - wall_start
     # Both outputs at the end, so a step stopped midway leaves no new file beside an old one.
     with atomic_write(args.predictions) as f:
         np.savez(f, y_pred=y_pred, logits=logits)
