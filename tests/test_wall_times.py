@@ -15,8 +15,8 @@ import pytest
 import yaml
 from conftest import REPO, run
 
+from lenet_compare.bench import wall_times
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.report import wall_times
 
 # tools/wall_times.py, the command that writes the summary, loaded by path (tools/ is no package).
 _spec = importlib.util.spec_from_file_location("wall_times_tool", REPO / "tools/wall_times.py")

@@ -16,10 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from lenet_compare.bench import wall_times
 from lenet_compare.core.atomic import write_json, write_text
 from lenet_compare.core.config import load_params
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.report import wall_times
 
 REPO = Path(__file__).resolve().parents[1]
 BEGIN = "<!-- wall-times: written by tools/wall_times.py from reports/wall_times.json -->"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from lenet_compare.ablation.report import ablation_file, main_files
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.frameworks import FRAMEWORK_NAMES
 from lenet_compare.report.common import read_json, require_files
@@ -36,15 +37,15 @@ RERUN = {
 
 def record_files(params: dict, runs_dir: Path, ablation_runs_dir: Path) -> list[tuple[str, str, int, Path]]:
     """(job, framework, seed, record) for every job of the default pipeline that params.yaml asks for."""
-    runs_dir, ablation_runs_dir = Path(runs_dir), Path(ablation_runs_dir)
     files = []
     for f in params["frameworks"]:
         for s in params["seeds"]:
-            files.append(("train", f, s, runs_dir / f / f"seed{s}" / "run.json"))
-            files.append(("evaluate", f, s, runs_dir / f / f"seed{s}" / "metrics.json"))
+            main = main_files(runs_dir, f, s)
+            files.append(("train", f, s, main["run"]))
+            files.append(("evaluate", f, s, main["metrics"]))
     for f in params["frameworks"]:
         for s in params["ablation"]["seeds"]:
-            files.append(("ablation_train", f, s, ablation_runs_dir / f / f"seed{s}.json"))
+            files.append(("ablation_train", f, s, ablation_file(ablation_runs_dir, f, s)))
     return files
 
 
