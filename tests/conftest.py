@@ -153,14 +153,15 @@ def table_after(md: str, heading: str) -> list[list[str]]:
     return rows[2:]
 
 
-def t_half(values, one_more: bool = False) -> float:
-    """Half-width of the 95 % t-interval of the mean; ``one_more``: of the prediction interval for one more value."""
+def t_half(values, one_more: bool = False, level: float = 0.95) -> float:
+    """Half-width of the t-interval of the mean at ``level`` (95 %); ``one_more``: of the prediction interval
+    for one more value."""
     import numpy as np
     from scipy import stats as sps
 
     n = len(values)
     spread = np.sqrt(1 + 1 / n) if one_more else 1 / np.sqrt(n)
-    return sps.t.ppf(0.975, n - 1) * np.std(values, ddof=1) * spread
+    return sps.t.ppf(0.5 + level / 2, n - 1) * np.std(values, ddof=1) * spread
 
 
 @pytest.fixture

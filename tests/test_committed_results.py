@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, t_half
 from scipy import stats as sps
 
 from lenet_compare.ablation import report as ablation_report
@@ -43,9 +43,7 @@ def accuracies(framework: str) -> np.ndarray:
 
 def mean_ci(x: np.ndarray, level: float) -> tuple[float, float, float, float]:
     """Mean, sample std, and the two-sided t confidence interval of the mean, written out."""
-    n = x.size
-    mean, std = float(x.mean()), float(x.std(ddof=1))
-    half = sps.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)
+    mean, std, half = float(x.mean()), float(x.std(ddof=1)), t_half(x, level=level)
     return mean, std, mean - half, mean + half
 
 
