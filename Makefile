@@ -6,6 +6,8 @@ BIN := $(CURDIR)/$(VENV)/bin
 # lines say `python ...`, and both engines must find the same interpreter.
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
+# Free disk a new .venv/ needs, in GiB: its measured peak while installing plus a margin.
+SETUP_GIB ?= 16
 
 .PHONY: setup data-source run demo dvc-repro ablation benchmark test lint format snakemake-report screenshot clean
 
@@ -15,6 +17,8 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "error: Python 3.11 is required (torch/tensorflow pins); set PYTHON=python3.11"; exit 1; }
+	@# A new venv needs SETUP_GIB free (measured peak, docs/development.md); stop before pip does.
+	@[ -d $(VENV) ] || $(PYTHON) tools/check_free_disk.py $(VENV) $(SETUP_GIB)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@# torch's CUDA 13 wheels and TensorFlow's CUDA 12 ones both install nvidia/cudnn/lib and
