@@ -31,11 +31,16 @@ METRICS = json.loads((REPO / "reports/metrics.json").read_text())
 TOL = 1e-9
 
 
+def run_file(framework: str, seed: int, name: str) -> str:
+    """A main run's file, relative to the repository (the layout dvc.lock lists)."""
+    return f"reports/runs/{framework}/seed{seed}/{name}"
+
+
 def accuracies(framework: str) -> np.ndarray:
     """Test accuracy in percent per seed, in params.yaml's seed order."""
     return np.array(
         [
-            100 * json.loads((REPO / f"reports/runs/{framework}/seed{s}/metrics.json").read_text())["test_accuracy"]
+            100 * json.loads((REPO / run_file(framework, s, "metrics.json")).read_text())["test_accuracy"]
             for s in PARAMS["seeds"]
         ]
     )
@@ -86,12 +91,7 @@ def test_the_gap_and_the_equivalence_verdict_are_those_of_the_runs():
 def test_the_timings_are_those_of_the_runs(framework):
     def mean_of(file: str, key: str) -> float:
         return float(
-            np.mean(
-                [
-                    json.loads((REPO / f"reports/runs/{framework}/seed{s}/{file}").read_text())[key]
-                    for s in PARAMS["seeds"]
-                ]
-            )
+            np.mean([json.loads((REPO / run_file(framework, s, file)).read_text())[key] for s in PARAMS["seeds"]])
         )
 
     timing = METRICS["timing"][framework]
@@ -164,9 +164,11 @@ def test_dvc_lock_records_exactly_the_committed_reports():
         assert actual == out["md5"], f"{stage}: {path} differs from what dvc.lock records; run dvc commit or repro"
         checked.add(path)
     # Among them every run's files and the reports (a dvc.lock that lost stages would pass the loop).
-    runs = [f"reports/runs/{f}/seed{s}/{name}" for f in PARAMS["frameworks"] for s in PARAMS["seeds"]
+    runs = [run_file(f, s, name) for f in PARAMS["frameworks"] for s in PARAMS["seeds"]
             for name in ("run.json", "history.csv", "metrics.json", "live/metrics.json")]  # fmt: skip
     ablation = [
-        f"reports/ablation/runs/{f}/seed{s}.json" for f in PARAMS["frameworks"] for s in PARAMS["ablation"]["seeds"]
+        ablation_report.ablation_file(Path("reports/ablation/runs"), f, s).as_posix()
+        for f in PARAMS["frameworks"]
+        for s in PARAMS["ablation"]["seeds"]
     ]
     assert {*runs, *ablation, "reports/metrics.json", "reports/report.md", "reports/ablation.md"} <= checked
