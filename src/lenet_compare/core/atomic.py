@@ -18,19 +18,21 @@ from lenet_compare.core.errors import PipelineError
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
-    """Open a temp file beside ``path``; on success fsync and rename it over ``path``."""
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temp file's path beside ``path``, for a writer that takes a path, not a file object (Keras's
+    ``model.save`` insists on a name ending in ``.keras``: pass ``suffix=".tmp.keras"``). On success
+    the file is fsynced and renamed over ``path``; on failure removed.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as e:
         raise PipelineError(f"cannot write {path}: {e.strerror}; check that {path.parent} is writable") from e
+    os.close(fd)
     try:
-        encoding = None if "b" in mode else "utf-8"
-        with os.fdopen(fd, mode, encoding=encoding) as f:
-            yield f
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         # mkstemp creates 0600; give the file the permissions a plain open() would have.
         umask = os.umask(0)
@@ -41,6 +43,14 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temp file beside ``path``; on success fsync and rename it over ``path``."""
+    encoding = None if "b" in mode else "utf-8"
+    with atomic_path(path) as tmp, open(tmp, mode, encoding=encoding) as f:
+        yield f
 
 
 def write_json(path: str | Path, obj: Any) -> None:

@@ -12,8 +12,6 @@ import os
 os.environ["KERAS_BACKEND"] = "tensorflow"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ info and warnings off; errors still show
 
-import contextlib
-import tempfile
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lenet_compare.core.atomic import atomic_write
+from lenet_compare.core.atomic import atomic_path, atomic_write
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.spec import IMAGE_SIDE, IN_CHANNELS, LeNetSpec, from_channels_last, to_channels_last
 from lenet_compare.train import divergence, minibatches
@@ -34,8 +32,8 @@ POOLINGS = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling
 PREDICT_BATCH = 1000
 # Training steps per call of Keras's compiled train function on the fast path (train.fast;
 # the plain path is fit's default, 1). Python's overhead per call is the largest cost of a
-# LeNet step on a CPU: one epoch of 55,000 images at batch 32 took 9.3 s with 1 and 5.3 s
-# with 50 on 2 cores. The losses are bit-identical, and fit's reported loss/accuracy still
+# LeNet step on a CPU; the benchmark measures what this saves (reports/benchmark.md, Keras's
+# plain and fast rows). The losses are bit-identical, and fit's reported loss/accuracy still
 # cover every step; only callbacks fire once per call.
 STEPS_PER_EXECUTION = 50
 
@@ -359,21 +357,9 @@ class Trainer:
 
 
 def save_model(model: keras.Model, path: Path) -> Path:
-    """Save atomically: Keras insists on a path ending in .keras, so write a hidden temp file
-    of that name beside ``path``, fsync it and rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
-    os.close(fd)
-    try:
+    """Save atomically (core.atomic); Keras insists on a file name ending in .keras."""
+    with atomic_path(path, suffix=".tmp.keras") as tmp:
         model.save(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
     return path
 
 
