@@ -1,18 +1,22 @@
 """The ablation's steps: cumulative factor values, which runs train, config rules; one Keras run
-proves the softmax head a training no-op."""
+proves the softmax head a training no-op; the training step trains one run per job and refuses others."""
 
 import copy
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from conftest import default_params, tiny_params
+from conftest import REPO, default_params, run, tiny_params, write_params
+from idx_files import fake_dataset, write_gz_dir
 
-from lenet_compare.ablation import factors
+from lenet_compare.ablation import factors, inputs
+from lenet_compare.core import layout
 from lenet_compare.core.config import validate_params
 from lenet_compare.core.errors import PipelineError
+from lenet_compare.data.dataset import prepare, save_prepared
 
 
 @pytest.fixture
@@ -89,7 +93,7 @@ def test_reported_accuracy(correct, how, expected):
     ("change", "message"),
     [
         ({"ablation.seeds": [0, 7]}, r"ablation.seeds = \[0, 7\] has seeds not in seeds"),
-        ({"frameworks": ["torch"]}, "both are needed"),
+        ({"frameworks": ["torch"]}, r"frameworks = \[.torch.\] lacks tensorflow: .* always needed"),
         ({"ablation.article.torch.head": "softmax"}, "only implemented for Keras"),
         ({"ablation.article.tensorflow.conv_padding": [2]}, "needs one entry per conv layer"),
         ({"ablation.steps": ["accuracy", "head", "eps", "padding", "init", "init"]}, "ablation.steps"),
@@ -150,3 +154,102 @@ def test_the_softmax_head_trains_bit_for_bit_like_logits(small_cache):
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["softmax"]["history"] == out["logits"]["history"]
     assert out["softmax"]["weights"] == out["logits"]["weights"]
+
+
+# ----------------------------------------------------------------------------------------------
+# The step workflow/scripts/ablation_train.py: one job per run
+
+RECORD_KEYS = [
+    "framework", "framework_version", "python_version", "seed", "run", "device", "device_name", "epochs",
+    "batch_size", "n_train", "wall_seconds", "settings", "n_parameters", "n_correct", "n_test", "test_accuracy",
+    "test_loss", "train_seconds", "seconds_per_epoch", "resumed_after_epoch", "framework_details", "history",
+]  # fmt: skip
+
+
+def ablation_train(root: Path, framework: str, run_id: str, data: Path, seed: int = 0) -> subprocess.CompletedProcess:
+    """The step's command line as the engines run it (the paths of lenet_compare.core.layout), under ``root``."""
+    where = {"framework": framework, "seed": seed, "run": run_id}
+    return run(
+        [
+            sys.executable, REPO / "workflow/scripts/ablation_train.py", "--framework", framework,
+            "--seed", str(seed), "--run", run_id, "--data", data,
+            "--model-dir", layout.ABLATION_MODEL_DIR.format(**where),
+            "--checkpoint-dir", layout.ABLATION_CHECKPOINT_DIR.format(**where),
+            "--out", layout.ablation_run_file(framework, seed, run_id),
+            "--live-dir", layout.ABLATION_LIVE.format(**where),
+            "--log", f"logs/ablation/{framework}/seed{seed}/{run_id}.log",
+        ],
+        cwd=root,
+        check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("framework", "run_id", "valid"),
+    [
+        ("torch", "eps", "article, init"),  # a step whose PyTorch run is the article's: not trained twice
+        ("tensorflow", "head", "article, eps, padding, init"),  # the softmax head reuses the article's run
+        ("torch", "main", "article, init"),  # the last step is the main pipeline's run
+        ("tensorflow", "nonsense", "article, eps, padding, init"),
+    ],
+)
+def test_the_step_refuses_a_run_the_ablation_does_not_train(tmp_path, framework, run_id, valid):
+    write_params(tmp_path / "params.yaml", default_params())
+    done = ablation_train(tmp_path, framework, run_id, tmp_path / "no-cache.npz")
+    assert done.returncode == 1, done.stderr
+    assert (
+        f"--run {run_id!r} is not a run the ablation trains for {framework}: "
+        f"with params.yaml's ablation its runs are {valid}"
+    ) in done.stderr
+    # Refused before anything started: no framework, no cache read (it does not exist), nothing written.
+    assert "Traceback" not in done.stderr and "no-cache.npz" not in done.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == [
+        f"logs/ablation/{framework}/seed0/{run_id}.log",
+        "params.yaml",
+    ]
+
+
+@pytest.fixture(scope="module")
+def fake_cache(tmp_path_factory) -> Path:
+    """A prepared cache of 600 random training and 400 random test images (no download needed)."""
+    root = tmp_path_factory.mktemp("fake-cache")
+    src = write_gz_dir(root / "raw", fake_dataset(n_train=600, n_test=400))
+    data = tiny_params()["data"] | {"limit_train": None, "limit_test": None, "val_size": 100}
+    arrays, meta = prepare(src, data)
+    save_prepared(root / "fashion_mnist.npz", arrays, meta)
+    return root / "fashion_mnist.npz"
+
+
+@pytest.mark.slow
+def test_one_job_trains_one_run_and_writes_its_record(tmp_path, fake_cache):
+    """PyTorch's `init` run (shared initial weights, the article's fixed order), 2 epochs: the record
+    holds what the ablation report reads, the model and live folder are the run's own, the
+    checkpoints are gone once the record is written, and the report's reader accepts the record."""
+    params = tiny_params()
+    write_params(tmp_path / "params.yaml", params)
+    done = ablation_train(tmp_path, "torch", "init", fake_cache)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    path = tmp_path / layout.ablation_run_file("torch", 0, "init")
+    record = json.loads(path.read_text())
+    assert list(record) == RECORD_KEYS
+    assert (record["framework"], record["seed"], record["run"]) == ("torch", 0, "init")
+    assert record["settings"] == factors.settings(params, "torch", "init")
+    assert (record["n_test"], record["n_train"], record["epochs"]) == (400, 500, 2)
+    assert record["test_accuracy"] == record["n_correct"] / record["n_test"]
+    assert [row["epoch"] for row in record["history"]] == [1, 2] and record["resumed_after_epoch"] == 0
+    assert record["train_seconds"] == pytest.approx(sum(r["epoch_seconds"] for r in record["history"]))
+    assert record["wall_seconds"] > record["train_seconds"] > 0
+    assert record["n_parameters"] == 61706  # the article's PyTorch padding, [2, 0]
+
+    assert (tmp_path / "data/ablation/models/torch/seed0/init/model.pt").is_file()
+    assert not (tmp_path / "data/checkpoints/ablation/torch/seed0/init").exists()
+    live = tmp_path / "reports/ablation/live/torch/seed0/init"
+    assert sorted(p.relative_to(live).as_posix() for p in live.rglob("*.tsv")) == [
+        "plots/metrics/epoch_seconds.tsv", "plots/metrics/train/accuracy.tsv", "plots/metrics/train/loss.tsv",
+        "plots/metrics/val/accuracy.tsv", "plots/metrics/val/loss.tsv",
+    ]  # fmt: skip
+    assert json.loads((live / "metrics.json").read_text())["step"] == 2
+
+    numbers = inputs.ablation_result(params, path, "torch", 0, "init")
+    assert (numbers["n_correct"], numbers["n_test"], numbers["epochs"]) == (record["n_correct"], 400, 2)

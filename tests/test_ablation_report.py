@@ -1,12 +1,15 @@
 """The ablation's report: every gap, change and interval equals a direct computation from the run files.
 
-The runs are synthetic (tests/synthetic_runs.py: known n_correct per framework, run and seed). The
-expected numbers are computed here with numpy / scipy from those counts and a hand-written map of
-which run each framework has at each step, independently of lenet_compare.ablation.report.
+The runs are synthetic (tests/synthetic_runs.py: known n_correct per framework, run and seed, one
+record per run as the one-run jobs write them). The expected numbers are computed here with numpy /
+scipy from those counts and a hand-written map of which run each framework has at each step,
+independently of lenet_compare.ablation. The last part checks tools/split_ablation_records.py, which
+split the committed baseline's per-job records into that per-run layout.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from dataclasses import dataclass
@@ -19,7 +22,8 @@ from PIL import Image
 from scipy import stats as sps
 from synthetic_runs import ABLATION_CORRECT, ABLATION_N_TEST, params_for, write_ablation_runs
 
-from lenet_compare.ablation import report
+from lenet_compare.ablation import analysis, factors, report
+from lenet_compare.core import layout
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.frameworks import FRAMEWORK_NAMES
 
@@ -208,7 +212,7 @@ def test_reproduction_against_the_articles_numbers(built):
 
 
 def test_within_says_where_the_articles_value_lies():
-    within = report._within
+    within = analysis.within
     assert within(89, 89, 89, 90, False) == "inside"
     assert within(91.34, 91.34, 91.0, 91.3, False) == "above"
     assert within(89, 89, 89.5, 90, False) == "below"
@@ -329,36 +333,113 @@ def test_figure_is_a_png_and_reproducible(built, tmp_path):
 # Inputs that are missing, stale or few
 
 
+def edit_record(path: Path, change) -> None:
+    """Rewrite a JSON record with ``change`` (a function that edits the dict in place) applied."""
+    record = json.loads(path.read_text())
+    change(record)
+    path.write_text(json.dumps(record))
+
+
 def test_missing_files_are_listed_at_once(tmp_path):
     params = ablation_params()
     runs, main = write_ablation_runs(tmp_path, params)
-    (runs / "tensorflow" / "seed1.json").unlink()
+    (runs / "tensorflow" / "seed1" / "eps.json").unlink()
+    (runs / "torch" / "seed2" / "init.json").unlink()
     (main / "torch" / "seed2" / "metrics.json").unlink()
     with pytest.raises(PipelineError) as e:
         report.build(params, runs, main, **outputs(tmp_path))
-    assert "tensorflow/seed1.json" in str(e.value) and "torch/seed2/metrics.json" in str(e.value)
+    assert "needs 3 file(s)" in str(e.value)
+    for path in ("tensorflow/seed1/eps.json", "torch/seed2/init.json", "torch/seed2/metrics.json"):
+        assert path in str(e.value)
     assert not outputs(tmp_path)["out_md"].exists()
+
+
+def test_the_runs_are_read_where_the_layout_puts_them(tmp_path):
+    """One record per (framework, seed, run) that params.yaml's ablation trains, and no other: a
+    record of a run no step uses is not read (Keras's `head` step reuses the article's run)."""
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    expected = {
+        layout.ablation_run_file(f, s, rid, runs)
+        for f in STEP_RUNS
+        for s in SEEDS
+        for rid in dict.fromkeys(STEP_RUNS[f])
+        if rid != "main"
+    }
+    assert set(runs.rglob("*.json")) == expected and len(expected) == 6 * len(SEEDS)
+    head = layout.ablation_run_file("tensorflow", 0, "head", runs)
+    head.write_text("not JSON")
+    a = report.build(params, runs, main, **outputs(tmp_path))
+    assert a["run_ids"]["tensorflow"] == ["article", "eps", "padding", "init", "main"]
 
 
 def test_runs_with_other_settings_are_stale(tmp_path):
     params = ablation_params()
     runs, main = write_ablation_runs(tmp_path, params)
-    path = runs / "tensorflow" / "seed0.json"
-    record = json.loads(path.read_text())
-    record["runs"]["eps"]["settings"]["eps"] = 1e-7
-    path.write_text(json.dumps(record))
-    with pytest.raises(PipelineError, match=r"run 'eps' was trained with other settings .*differing: eps"):
+    edit_record(runs / "tensorflow" / "seed0" / "eps.json", lambda r: r["settings"].update(eps=1e-7))
+    with pytest.raises(
+        PipelineError,
+        match=r"seed0/eps.json \(run 'eps': its settings\) was trained with params that differ from params.yaml "
+        r"in eps; the run is stale: rerun the ablation's training",
+    ):
         report.build(params, runs, main, **outputs(tmp_path))
 
 
-def test_a_missing_run_is_named(tmp_path):
+def test_how_a_run_is_reported_is_no_training_setting(tmp_path):
+    """The accuracy factor only changes how a result is printed: a record that says otherwise is
+    still the same training, and the report prints it the way params.yaml's step says."""
     params = ablation_params()
     runs, main = write_ablation_runs(tmp_path, params)
-    path = runs / "torch" / "seed2.json"
-    record = json.loads(path.read_text())
-    del record["runs"]["init"]
-    path.write_text(json.dumps(record))
-    with pytest.raises(PipelineError, match=r"seed2.json has no run 'init'"):
+    edit_record(runs / "torch" / "seed0" / "article.json", lambda r: r["settings"].update(accuracy="exact"))
+    a = report.build(params, runs, main, **outputs(tmp_path))
+    assert a["steps"][0]["accuracy"]["torch"]["reported"]["values"] == [89.0, 89.0, 90.0]
+
+
+def test_main_runs_trained_with_other_params_are_stale(tmp_path):
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    edit_record(main / "tensorflow" / "seed1" / "run.json", lambda r: r["params"]["train"].update(lr=0.01))
+    with pytest.raises(PipelineError, match=r"tensorflow/seed1/run.json was trained with params .* in train.lr; "):
+        report.build(params, runs, main, **outputs(tmp_path))
+
+
+def test_a_record_of_another_run_is_refused(tmp_path):
+    """A record copied under another run's name (or seed) would pair the wrong numbers."""
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    seed2 = runs / "torch" / "seed2"
+    (seed2 / "init.json").write_text((seed2 / "article.json").read_text())
+    with pytest.raises(
+        PipelineError,
+        match=r"init.json records framework 'torch', seed 2, run 'article', not 'torch', seed 2, run 'init'",
+    ):
+        report.build(params, runs, main, **outputs(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("record", "change", "message"),
+    [
+        ("torch/seed1/init.json", lambda r: r.pop("n_correct"), r"init.json lacks n_correct: written by older code"),
+        ("tensorflow/seed0/padding.json", lambda r: r.pop("history"), r"padding.json lacks history"),
+        ("torch/seed0/article.json", lambda r: r.update(test_accuracy=0.9), r"test_accuracy = 0.9 but n_correct / "),
+        ("tensorflow/seed2/eps.json", lambda r: r.update(n_correct=10001), r"n_correct = 10001 of n_test = 10000"),
+        ("tensorflow/seed2/eps.json", lambda r: r.update(n_test=9999.5), r"n_test must be a non-negative integer"),
+    ],
+)
+def test_a_record_without_what_the_report_reads_is_refused(tmp_path, record, change, message):
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    edit_record(runs / record, change)
+    with pytest.raises(PipelineError, match=message):
+        report.build(params, runs, main, **outputs(tmp_path))
+
+
+def test_main_metrics_without_n_correct_are_refused(tmp_path):
+    """The evaluate step writes n_correct: a metrics.json without it is not guessed from test_accuracy."""
+    params = ablation_params()
+    runs, main = write_ablation_runs(tmp_path, params)
+    edit_record(main / "torch" / "seed0" / "metrics.json", lambda r: r.pop("n_correct"))
+    with pytest.raises(PipelineError, match=r"torch/seed0/metrics.json lacks n_correct"):
         report.build(params, runs, main, **outputs(tmp_path))
 
 
@@ -375,3 +456,122 @@ def test_one_seed_has_no_interval_and_says_why(tmp_path):
     md = outputs(tmp_path)["out_md"].read_text()
     assert len(table_after(md, "## One factor at a time")) == len(STEPS)
     assert "[no CI]" in md and "no seed-to-seed spread" in md
+
+
+# ----------------------------------------------------------------------------------------------
+# tools/split_ablation_records.py: the committed baseline's per-job records, split per run
+
+_spec = importlib.util.spec_from_file_location("split_ablation_records", REPO / "tools/split_ablation_records.py")
+split_tool = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(split_tool)
+
+# The old per-job record's own fields (the rest was per run, under "runs").
+JOB_FIELDS = ("framework", "framework_version", "python_version", "seed", "device", "device_name", "epochs",
+              "batch_size", "n_train")  # fmt: skip
+LIVE_COLUMNS = {  # file under plots/metrics/ -> (history column, its key path in metrics.json)
+    "train/loss.tsv": ("train_loss", ("train", "loss")),
+    "train/accuracy.tsv": ("train_accuracy", ("train", "accuracy")),
+    "val/loss.tsv": ("val_loss", ("val", "loss")),
+    "val/accuracy.tsv": ("val_accuracy", ("val", "accuracy")),
+    "epoch_seconds.tsv": ("epoch_seconds", ("epoch_seconds",)),
+}
+
+
+def write_old_layout(root: Path, params: dict) -> dict[tuple[str, int], dict]:
+    """The per-job layout the ablation wrote before: one record per (framework, seed) with its runs
+    (from the synthetic per-run records, which are removed) and one live folder with every run."""
+    runs_dir, _ = write_ablation_runs(root, params)
+    old = {}
+    for f in STEP_RUNS:
+        for s in params["ablation"]["seeds"]:
+            per_run = {}
+            for path in sorted((runs_dir / f / f"seed{s}").glob("*.json"), key=lambda p: STEP_RUNS[f].index(p.stem)):
+                record = json.loads(path.read_text())
+                rid = record.pop("run")
+                per_run[rid] = {k: v for k, v in record.items() if k not in JOB_FIELDS}
+                job = {k: record[k] for k in JOB_FIELDS}
+                path.unlink()
+            (runs_dir / f / f"seed{s}").rmdir()
+            for result in per_run.values():
+                del result["wall_seconds"]
+            old[(f, s)] = job | {"steps": {"article": "article"}, "wall_seconds": 100.0 + s, "runs": per_run}
+            (runs_dir / f / f"seed{s}.json").write_text(json.dumps(old[(f, s)], indent=2))
+            live = root / "reports" / "ablation" / "live" / f / f"seed{s}"
+            summary = {}
+            for rid, result in per_run.items():
+                for name, (column, keys) in LIVE_COLUMNS.items():
+                    tsv = live / "plots" / "metrics" / rid / name
+                    tsv.parent.mkdir(parents=True, exist_ok=True)
+                    rows = [f"{r['epoch']}\t{r[column]!r}" for r in result["history"]]
+                    tsv.write_text("\n".join(["step\t" + keys[-1], *rows]) + "\n")
+                    node = summary.setdefault(rid, {})
+                    for key in keys[:-1]:
+                        node = node.setdefault(key, {})
+                    node[keys[-1]] = result["history"][-1][column]
+                summary.setdefault("step", result["history"][-1]["epoch"])
+            (live / "metrics.json").write_text(json.dumps(summary, indent=4) + "\n")
+    return old
+
+
+def test_the_split_records_are_the_old_ones_per_run_and_give_the_same_report(tmp_path):
+    params = ablation_params()
+    old = write_old_layout(tmp_path / "old", params)
+    runs, live = tmp_path / "old/reports/ablation/runs", tmp_path / "old/reports/ablation/live"
+    old_tsv = {p.relative_to(live): p.read_text() for p in live.rglob("*.tsv")}
+    written = split_tool.migrate(runs, live)
+
+    assert len(written) == 6 * len(SEEDS) and not list(runs.glob("*/seed*.json"))
+    for (f, s), job in old.items():
+        job_runs = list(job["runs"])
+        assert job_runs == factors.runs_to_train(params, f)
+        for rid, result in job["runs"].items():
+            record = json.loads(layout.ablation_run_file(f, s, rid, runs).read_text())
+            assert record == {k: v for k, v in job.items() if k not in ("runs", "wall_seconds")} | {
+                "run": rid, "wall_seconds": None, "job_wall_seconds": 100.0 + s, "job_runs": job_runs
+            } | result  # fmt: skip
+            assert list(record)[:5] == ["framework", "framework_version", "python_version", "seed", "run"]
+            folder = live / f / f"seed{s}" / rid
+            assert json.loads((folder / "metrics.json").read_text()) == {
+                "train": {"loss": result["history"][-1]["train_loss"], "accuracy": 0.8},
+                "val": {"loss": result["history"][-1]["val_loss"], "accuracy": 0.8},
+                "epoch_seconds": 10.0,
+                "step": params["train"]["epochs"],
+            }
+        assert sorted(p.name for p in (live / f / f"seed{s}").iterdir()) == sorted(job_runs)
+    # Every .tsv moved unchanged from plots/metrics/{run}/ to {run}/plots/metrics/.
+    moved = {p.relative_to(live): p.read_text() for p in live.rglob("*.tsv")}
+    assert {Path(*k.parts[:2], k.parts[4], "plots", "metrics", *k.parts[5:]): v for k, v in old_tsv.items()} == moved
+
+    # The report from the split records is the report from records written per run in the first place.
+    new_runs, main = write_ablation_runs(tmp_path / "new", params)
+    report.build(params, new_runs, main, **outputs(tmp_path / "new"))
+    report.build(params, runs, main, **outputs(tmp_path / "old"))
+    for name in ("out_md", "out_json"):
+        assert outputs(tmp_path / "old")[name].read_text() == outputs(tmp_path / "new")[name].read_text()
+
+    assert split_tool.migrate(runs, live) == []  # nothing old left: a second run does nothing
+
+
+def test_the_split_writes_nothing_when_anything_does_not_add_up(tmp_path):
+    params = ablation_params()
+    write_old_layout(tmp_path, params)
+    runs, live = tmp_path / "reports/ablation/runs", tmp_path / "reports/ablation/live"
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+
+    # A live value that is not the last line of its .tsv file.
+    summary_path = live / "tensorflow" / "seed1" / "metrics.json"
+    summary = json.loads(summary_path.read_text())
+    summary["eps"]["val"]["loss"] = 0.123
+    summary_path.write_text(json.dumps(summary))
+    with pytest.raises(PipelineError, match=r"eps/val/loss.tsv: its last line is not the latest value"):
+        split_tool.migrate(runs, live)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    summary["eps"]["val"]["loss"] = 1 / params["train"]["epochs"]
+    summary_path.write_text(json.dumps(summary))
+
+    # A new record already there is never overwritten.
+    layout.ablation_run_file("torch", 2, "init", runs).parent.mkdir(parents=True)
+    layout.ablation_run_file("torch", 2, "init", runs).write_text("{}")
+    with pytest.raises(PipelineError, match=r"already there, not overwritten: .*torch/seed2/init.json"):
+        split_tool.migrate(runs, live)
+    assert (runs / "torch" / "seed0.json").is_file() and not (runs / "torch" / "seed0").exists()

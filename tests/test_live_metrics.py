@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_workspace, run, tiny_params
+from conftest import REPO, default_params, make_workspace, run, tiny_params
 
+from lenet_compare.ablation import factors
+from lenet_compare.core import layout
 from lenet_compare.train import checkpoints, live, loop
 
 # The layout docs/live-metrics.md promises: file under plots/metrics/ -> history.csv column.
@@ -31,12 +33,12 @@ LIVE_FILES = {
 COLUMNS = ("epoch", *LIVE_FILES.values())
 
 
-def live_epochs(folder: Path, run_name: str = "") -> list[tuple[str, ...]]:
-    """A live folder's epochs as history.csv rows (the COLUMNS), one per line of its .tsv
+def live_epochs(folder: Path) -> list[tuple[str, ...]]:
+    """A run's live folder's epochs as history.csv rows (the COLUMNS), one per line of its .tsv
     files, in file order: an epoch logged twice comes back twice, a missing one not at all."""
     per_file = []
     for name in LIVE_FILES:
-        with open(Path(folder, "plots", "metrics", run_name, f"{name}.tsv"), newline="") as f:
+        with open(Path(folder, "plots", "metrics", f"{name}.tsv"), newline="") as f:
             per_file.append([(row["step"], row[name.split("/")[-1]]) for row in csv.DictReader(f, delimiter="\t")])
     lengths = {len(lines) for lines in per_file}
     assert len(lengths) == 1, f"the .tsv files of {folder} have {lengths} lines"
@@ -102,17 +104,12 @@ EPOCHS = 4
 X_VAL, Y_VAL = np.zeros((6, 1)), np.arange(6) % 10
 
 
-def job(root: Path, run_names=("",)) -> dict[str, list[dict]]:
-    """One training job as the steps run it: a live folder, then each run (resumed from its
-    checkpoint when there is one); each run's history rows."""
-    histories = {}
-    with live.logging_to(root / "live") as live_metrics:
-        for name in run_names:
-            saved = checkpoints.Checkpoints(root / "checkpoints" / name, "key", ".txt")
-            histories[name] = loop.run_epochs(
-                FakeTrainer(), {"epochs": EPOCHS}, X_VAL, Y_VAL, 1, saved, live=live_metrics.run(name)
-            )
-    return histories
+def job(root: Path, run_name: str = "") -> list[dict]:
+    """One training job as the steps run it: its run's live folder (root/live, or root/live/{run_name}
+    for an ablation run), then the run, resumed from its checkpoint when there is one; its history rows."""
+    with live.logging_to(root / "live" / run_name) as live_metrics:
+        saved = checkpoints.Checkpoints(root / "checkpoints" / run_name, "key", ".txt")
+        return loop.run_epochs(FakeTrainer(), {"epochs": EPOCHS}, X_VAL, Y_VAL, 1, saved, live=live_metrics.run())
 
 
 def kill_at(monkeypatch, where: str, epoch: int, run_name: str = "") -> None:
@@ -146,7 +143,7 @@ def append_line(folder: Path, epoch: int, value: str = "0.123") -> None:
 
 @pytest.mark.parametrize("where", ["before the checkpoint", "before the live line"])
 def test_a_job_killed_in_an_epoch_logs_each_epoch_once_after_the_rerun(where, tmp_path, monkeypatch):
-    uninterrupted = job(tmp_path / "whole")[""]
+    uninterrupted = job(tmp_path / "whole")
     with monkeypatch.context() as m:
         kill_at(m, where, epoch=3)
         with pytest.raises(Killed):
@@ -157,7 +154,7 @@ def test_a_job_killed_in_an_epoch_logs_each_epoch_once_after_the_rerun(where, tm
     assert len(saved) == (2 if where == "before the checkpoint" else 3)
     assert len(logged) == 2
 
-    assert as_text(job(tmp_path / "killed")[""]) == as_text(uninterrupted)  # val_seconds aside: a timing
+    assert as_text(job(tmp_path / "killed")) == as_text(uninterrupted)  # val_seconds aside: a timing
     assert live_epochs(tmp_path / "killed" / "live") == as_text(uninterrupted)
 
 
@@ -171,7 +168,7 @@ def test_a_job_killed_in_an_epoch_logs_each_epoch_once_after_the_rerun(where, tm
     ],
 )
 def test_a_rerun_replaces_what_the_folder_held(leftover, tmp_path, monkeypatch):
-    whole = job(tmp_path / "whole")[""]
+    whole = job(tmp_path / "whole")
     root, folder = tmp_path / "rerun", tmp_path / "rerun" / "live"
     if leftover == "a finished run":
         job(root)
@@ -194,21 +191,49 @@ def test_a_rerun_replaces_what_the_folder_held(leftover, tmp_path, monkeypatch):
     assert summary["step"] == EPOCHS and summary["val"]["loss"] == whole[-1]["val_loss"]
 
 
-def test_an_ablation_job_logs_each_run_in_its_own_folder(tmp_path, monkeypatch):
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_each_ablation_run_is_a_job_that_logs_into_its_own_folder(tmp_path, monkeypatch):
+    """workflow/scripts/ablation_train.py trains one run per job, each with its own live folder
+    (reports/ablation/live/{framework}/seed{seed}/{run}): a run killed in its second epoch resumes
+    into its folder, straight under plots/metrics/, and leaves the other run's folder alone."""
     runs = ("article", "init")
-    whole = job(tmp_path / "whole", runs)
+    whole = {name: job(tmp_path / "whole", name) for name in runs}
     root = tmp_path / "killed"
+    job(root, "article")
+    article = folder_bytes(root / "live" / "article")
     with monkeypatch.context() as m:
-        # The first run finished, the second killed in its second epoch: a rerun resumes both.
         kill_at(m, "before the live line", epoch=2, run_name="init")
         with pytest.raises(Killed):
-            job(root, runs)
-    assert len(live_epochs(root / "live", "init")) == 1
-    resumed = job(root, runs)
+            job(root, "init")
+    assert len(live_epochs(root / "live" / "init")) == 1
+    assert as_text(job(root, "init")) == as_text(whole["init"])
     for name in runs:
-        assert as_text(resumed[name]) == as_text(whole[name])
-        assert live_epochs(root / "live", name) == as_text(whole[name])
-    assert {p.name for p in (root / "live" / "plots" / "metrics").iterdir()} == set(runs)
+        assert live_epochs(root / "live" / name) == as_text(whole[name])
+        assert {p.name for p in (root / "live" / name / "plots" / "metrics").iterdir()} == {
+            "train", "val", "epoch_seconds.tsv"
+        }  # fmt: skip
+        assert json.loads((root / "live" / name / "metrics.json").read_text())["step"] == EPOCHS
+    assert folder_bytes(root / "live" / "article") == article
+
+
+def test_the_committed_ablation_live_folders_are_what_dvclive_writes_of_each_run(tmp_path):
+    """The baseline's ablation ran one job per framework and seed; tools/split_ablation_records.py
+    moved each run's live files into a folder of its own and wrote its metrics.json. Replaying each
+    run's recorded history through DVCLive now gives exactly those files, byte for byte."""
+    params = default_params()
+    for f in params["frameworks"]:
+        for s in params["ablation"]["seeds"]:
+            for rid in factors.runs_to_train(params, f):
+                where = {"framework": f, "seed": s, "run": rid}
+                record = json.loads((REPO / layout.ablation_run_file(f, s, rid)).read_text())
+                with live.logging_to(tmp_path / rid) as metrics:
+                    metrics.run().replay(record["history"])
+                committed = folder_bytes(REPO / layout.ABLATION_LIVE.format(**where))
+                assert folder_bytes(tmp_path / rid) == committed, where
+                assert len(committed) == 1 + len(LIVE_FILES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,14 +295,16 @@ def dvc_run(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_dvc_repro_logs_every_run_epoch_by_epoch(dvc_run):
+    params = tiny_params(**TWO_ABLATION_RUNS)
     for framework in FRAMEWORKS:
         runs = dvc_run / "reports" / "runs" / framework / "seed0"
         assert live_epochs(runs / "live") == history_csv_rows(runs / "history.csv")
-        record = json.loads((dvc_run / "reports" / "ablation" / "runs" / framework / "seed0.json").read_text())
-        folder = dvc_run / "reports" / "ablation" / "live" / framework / "seed0"
-        for name, result in record["runs"].items():
-            assert live_epochs(folder, name) == as_text(result["history"]), name
-        assert {p.name for p in (folder / "plots" / "metrics").iterdir()} == set(record["runs"]) == {"article", "init"}
+        assert factors.runs_to_train(params, framework) == ["article", "init"]
+        for name in ("article", "init"):
+            record = json.loads((dvc_run / layout.ablation_run_file(framework, 0, name)).read_text())
+            folder = dvc_run / layout.ABLATION_LIVE.format(framework=framework, seed=0, run=name)
+            assert live_epochs(folder) == as_text(record["history"]), name
+        assert {p.name for p in folder.parent.iterdir()} == {"article", "init"}
 
 
 @pytest.mark.slow
@@ -292,7 +319,8 @@ def test_dvc_plots_show_draws_the_live_files(dvc_run, tmp_path):
             values = shown["data"][path][0]["content"]["data"]["values"]
             expected = [(h[0], h[COLUMNS.index(column)]) for h in history]
             assert [(v["step"], v[name.split("/")[-1]]) for v in values] == expected, path
-        ablation = dvc_run / "reports" / "ablation" / "live" / framework / "seed0" / "plots" / "metrics"
+        ablation = dvc_run / "reports" / "ablation" / "live" / framework / "seed0"
+        assert len(list(ablation.rglob("*.tsv"))) == 2 * len(LIVE_FILES)  # two runs, one folder each
         for tsv in ablation.rglob("*.tsv"):
             assert str(tsv.relative_to(dvc_run)) in shown["data"]
     # The overlays: both frameworks' train and validation curves in one plot each.

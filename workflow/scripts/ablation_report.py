@@ -1,7 +1,7 @@
 """Step `ablation` (report): the article's gap explained one factor at a time; ablation.md, .json and a figure.
 
-Reads the ablation's runs (workflow/scripts/ablation_train.py) and, for its last step, the main
-pipeline's runs; never imports torch or tensorflow.
+Reads the ablation's runs, one record per run (workflow/scripts/ablation_train.py), and, for its
+last step, the main pipeline's runs; never imports torch or tensorflow (lenet_compare.ablation.report).
 """
 
 from pathlib import Path
@@ -26,7 +26,7 @@ def main(args) -> None:
 
 if __name__ == "__main__":
     p = cli.parser(__doc__)
-    p.add_argument("--runs-dir", type=Path, required=True, help="reports/ablation/runs: {framework}/seed{seed}.json")
+    p.add_argument("--runs-dir", type=Path, required=True, help="reports/ablation/runs: one record per run")
     p.add_argument("--main-runs-dir", type=Path, required=True, help="reports/runs: the main runs, the last step")
     p.add_argument("--out-md", type=Path, required=True, help="the Markdown report of the ablation")
     p.add_argument("--out-json", type=Path, required=True, help="every number of the ablation, as JSON")

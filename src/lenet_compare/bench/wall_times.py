@@ -1,12 +1,18 @@
 """What a baseline cost: each job's wall time, read from the records the jobs wrote themselves.
 
 Three kinds of job train for long or measure, and each records its own wall time, from the start
-of the step (the framework's import included) to its last write:
+of the step (the framework's import included) to its last write (paths: lenet_compare.core.layout):
 
 - ``train``: ``reports/runs/{framework}/seed{seed}/run.json`` (``wall_seconds``),
 - ``evaluate``: ``reports/runs/{framework}/seed{seed}/metrics.json`` (``wall_seconds``),
-- ``ablation_train``: ``reports/ablation/runs/{framework}/seed{seed}.json`` (``wall_seconds``;
-  one job trains every run of the ablation that framework and seed need).
+- ``ablation_train``: ``reports/ablation/runs/{framework}/seed{seed}/{run}.json`` (``wall_seconds``;
+  one job per run of lenet_compare.ablation.factors.runs_to_train).
+
+Before the ablation trained one run per job, one job trained all of a (framework, seed)'s runs.
+The committed baseline's records come from such jobs, split per run by
+tools/split_ablation_records.py: their ``wall_seconds`` is null, and each keeps the job's time as
+``job_wall_seconds`` with ``job_runs``, the runs that shared the job. Those records count as the
+one job they came from, once, with that time: a job's time cannot be split among its runs.
 
 The data steps (download, prepare, init) and the two report steps take seconds and keep no such
 record; they are left out and the summary says so. ``tools/wall_times.py`` writes the summary
@@ -22,7 +28,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from lenet_compare.ablation.report import ablation_file, main_files
+from lenet_compare.ablation import factors
+from lenet_compare.core import layout
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.frameworks import FRAMEWORK_NAMES
 from lenet_compare.report.common import read_json, require_files
@@ -35,17 +42,20 @@ RERUN = {
 }
 
 
-def record_files(params: dict, runs_dir: Path, ablation_runs_dir: Path) -> list[tuple[str, str, int, Path]]:
-    """(job, framework, seed, record) for every job of the default pipeline that params.yaml asks for."""
+def record_files(params: dict, runs_dir: Path, ablation_runs_dir: Path) -> list[tuple[str, str, int, str, Path]]:
+    """(job, framework, seed, run, record) for every job of the default pipeline that params.yaml asks for.
+
+    ``run`` is the run the job trained: "main" for the train step, "" for evaluate.
+    """
     files = []
     for f in params["frameworks"]:
         for s in params["seeds"]:
-            main = main_files(runs_dir, f, s)
-            files.append(("train", f, s, main["run"]))
-            files.append(("evaluate", f, s, main["metrics"]))
+            files.append(("train", f, s, "main", layout.run_file("run", f, s, runs_dir)))
+            files.append(("evaluate", f, s, "", layout.run_file("metrics", f, s, runs_dir)))
     for f in params["frameworks"]:
         for s in params["ablation"]["seeds"]:
-            files.append(("ablation_train", f, s, ablation_file(ablation_runs_dir, f, s)))
+            for rid in factors.runs_to_train(params, f):
+                files.append(("ablation_train", f, s, rid, layout.ablation_run_file(f, s, rid, ablation_runs_dir)))
     return files
 
 
@@ -56,29 +66,63 @@ def _seconds(value, path: Path, key: str, job: str) -> float:
 
 
 def collect(params: dict, runs_dir: Path, ablation_runs_dir: Path) -> list[dict]:
-    """One row per job: what it was, its wall time, and what it trained (epochs, runs, resumes)."""
+    """One row per job: what it was, its wall time, and what it trained (runs, resumes, device)."""
     files = record_files(params, runs_dir, ablation_runs_dir)
     require_files(
         [path for *_, path in files],
         "the wall-time summary",
         "run the whole default pipeline first (dvc repro, or snakemake --cores 2 --resources gpu=1)",
     )
+    records = {(job, f, s, rid): (path, read_json(path, RERUN[job])) for job, f, s, rid, path in files}
     rows = []
-    for job, f, s, path in files:
-        record = read_json(path, RERUN[job])
-        seconds = _seconds(record.get("wall_seconds"), path, "wall_seconds", job)
-        row = {"job": job, "framework": f, "seed": s, "wall_seconds": seconds}
-        if job == "train":
-            row["trained"] = ["main"]
+    for (job, f, s, rid), (path, record) in records.items():
+        if job == "ablation_train" and record.get("wall_seconds") is None and "job_runs" in record:
+            shared = _shared_job(records, f, s, rid, path, record)
+            if shared is not None:  # None: counted with the first run of its job
+                rows.append({"job": job, "framework": f, "seed": s} | shared)
+            continue
+        row = {"job": job, "framework": f, "seed": s} | ({"run": rid} if job == "ablation_train" else {})
+        row["wall_seconds"] = _seconds(record.get("wall_seconds"), path, "wall_seconds", job)
+        if job != "evaluate":
+            row["trained"] = [rid]
             row["resumed"] = bool(record.get("resumed_after_epoch"))
-            row["device_name"] = record.get("device_name")
-        elif job == "ablation_train":
-            runs = record.get("runs") or {}
-            row["trained"] = sorted(runs)
-            row["resumed"] = any(bool(r.get("resumed_after_epoch")) for r in runs.values())
             row["device_name"] = record.get("device_name")
         rows.append(row)
     return rows
+
+
+def _shared_job(records: dict, f: str, s: int, rid: str, path: Path, record: dict) -> dict | None:
+    """The row of a job that trained several ablation runs (module docstring), for its first run; else None.
+
+    Every run of the job must have such a record with the same job time: a run retrained since by
+    a job of its own would leave the old job's time counted for none or twice.
+    """
+    job_runs = record["job_runs"]
+    if not isinstance(job_runs, list) or rid not in job_runs:
+        raise PipelineError(f"{path}: job_runs {job_runs!r} does not hold its own run {rid!r}")
+    seconds = _seconds(record.get("job_wall_seconds"), path, "job_wall_seconds", "ablation_train")
+    mates = []
+    for other in job_runs:
+        key = ("ablation_train", f, s, other)
+        if key not in records:
+            raise PipelineError(
+                f"{path} shares its job with run {other!r}, which is not a run params.yaml's ablation trains; "
+                + RERUN["ablation_train"]
+            )
+        other_path, other_record = records[key]
+        if (other_record.get("job_runs"), other_record.get("job_wall_seconds")) != (job_runs, seconds):
+            raise PipelineError(
+                f"{other_path} and {path} disagree on the job they shared; {RERUN['ablation_train']} for both"
+            )
+        mates.append(other_record)
+    if rid != job_runs[0]:
+        return None
+    return {
+        "wall_seconds": seconds,
+        "trained": sorted(job_runs),
+        "resumed": any(bool(r.get("resumed_after_epoch")) for r in mates),
+        "device_name": record.get("device_name"),
+    }
 
 
 def _stats(values: list[float]) -> dict:
@@ -92,14 +136,18 @@ def _stats(values: list[float]) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Per job kind and framework: count, median, min, max and total; totals per kind and in all."""
+    """Per job kind, framework and runs trained: count, median, min, max and total; totals per kind and in all.
+
+    Each ablation run is a job of its own, so its runs get a group each; jobs that trained several
+    runs together (the baseline's, module docstring) form one group per framework, as they ran.
+    """
     groups = []
     for job in JOBS:
-        for f in dict.fromkeys(r["framework"] for r in rows if r["job"] == job):
-            mine = [r for r in rows if r["job"] == job and r["framework"] == f]
-            trained = sorted({rid for r in mine for rid in r.get("trained", [])})
-            stats = _stats([r["wall_seconds"] for r in mine])
-            groups.append({"job": job, "framework": f, "trained_runs": trained} | stats)
+        mine = [r for r in rows if r["job"] == job]
+        for f, trained in dict.fromkeys((r["framework"], tuple(r.get("trained", []))) for r in mine):
+            alike = [r for r in mine if (r["framework"], tuple(r.get("trained", []))) == (f, trained)]
+            stats = _stats([r["wall_seconds"] for r in alike])
+            groups.append({"job": job, "framework": f, "trained_runs": list(trained)} | stats)
     totals = {job: sum(r["wall_seconds"] for r in rows if r["job"] == job) for job in JOBS}
     main = totals["train"] + totals["evaluate"]
     everything = sum(totals.values())
@@ -109,7 +157,11 @@ def summarize(rows: list[dict]) -> dict:
         # The ablation's cost, against the main runs' (train + evaluate) it explains.
         "ablation_share": totals["ablation_train"] / everything if everything else None,
         "ablation_per_main": totals["ablation_train"] / main if main else None,
-        "resumed_jobs": [f"{r['job']} {r['framework']} seed {r['seed']}" for r in rows if r.get("resumed")],
+        "resumed_jobs": [
+            " ".join([r["job"], r["framework"], f"seed {r['seed']}", *([r["run"]] if "run" in r else [])])
+            for r in rows
+            if r.get("resumed")
+        ],
         "devices": sorted({r["device_name"] for r in rows if r.get("device_name")}),
         "jobs": rows,
     }
@@ -138,6 +190,18 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def shared_note(summary: dict) -> str:
+    """Says which ablation jobs trained several runs together (module docstring); "" when none did."""
+    shared = [r for r in summary["jobs"] if r["job"] == "ablation_train" and len(r["trained"]) > 1]
+    if not shared:
+        return ""
+    return (
+        f"{len(shared)} of the ablation's jobs trained several runs one after the other, as the ablation ran "
+        "before each run became a job of its own; their run records keep that job's time (`job_wall_seconds`, "
+        "`job_runs`) and each such job counts once."
+    )
+
+
 def render_markdown(summary: dict) -> str:
     resumed = summary["resumed_jobs"]
     share = summary["ablation_share"]
@@ -147,7 +211,7 @@ def render_markdown(summary: dict) -> str:
             "# Wall time of each job",
             "",
             "From the jobs' own records (`wall_seconds` in `reports/runs/*/seed*/run.json`, "
-            "`reports/runs/*/seed*/metrics.json` and `reports/ablation/runs/*/seed*.json`), written by "
+            "`reports/runs/*/seed*/metrics.json` and `reports/ablation/runs/*/seed*/*.json`), written by "
             "`python tools/wall_times.py`. Each time runs from the start of the step, the framework's "
             "import included, to its last write. The data steps and the two report steps take seconds "
             "and are not listed.",
@@ -157,6 +221,7 @@ def render_markdown(summary: dict) -> str:
             f"The ablation took {100 * share:.0f} % of all job time, {per_main:.2f} times the main runs'."
             if share is not None and per_main is not None
             else "",
+            shared_note(summary),
             "Totals are sums of job wall times (one job slot's cost); how long the run took from start "
             "to end depends on how many jobs ran side by side.",
             f"Jobs that resumed from a checkpoint (their time covers only the rest): {', '.join(resumed)}."

@@ -43,7 +43,12 @@ METRICS = {
 
 
 class LiveMetrics:
-    """One job's DVCLive folder, emptied when the job starts; ``run()`` logs one run into it."""
+    """One training run's DVCLive folder, emptied when its job starts; ``run()`` logs the run into it.
+
+    Every job trains one run (a main run, or one ablation run), so a folder holds one run's
+    files, plots/metrics/{train,val}/{loss,accuracy}.tsv, epoch_seconds.tsv and metrics.json,
+    whichever step wrote it (lenet_compare.core.layout: RUN["live"], ABLATION_LIVE).
+    """
 
     def __init__(self, folder: Path):
         from dvclive import Live
@@ -60,9 +65,9 @@ class LiveMetrics:
             dvcyaml=False,  # dvc.yaml declares the plots; DVCLive must not write one
         )
 
-    def run(self, name: str = "") -> LiveRun:
-        """The logger of one training run: its files under plots/metrics/{name}/ ("" : directly)."""
-        return LiveRun(self._live, f"{name}/" if name else "")
+    def run(self) -> LiveRun:
+        """The logger of the folder's training run: its files straight under plots/metrics/."""
+        return LiveRun(self._live)
 
     def close(self) -> None:
         # Writes the final metrics.json and clears DVCLive's step signal for the VS Code extension.
@@ -72,14 +77,14 @@ class LiveMetrics:
 class LiveRun:
     """Logs one training run's epochs, each at step = epoch."""
 
-    def __init__(self, live, prefix: str):
-        self._live, self._prefix = live, prefix
+    def __init__(self, live):
+        self._live = live
 
     def log_epoch(self, row: dict) -> None:
         """One history row (train/loop.py); appends one line to each metric's .tsv file."""
         self._live.step = row["epoch"]
         for name, key in METRICS.items():
-            self._live.log_metric(self._prefix + name, row[key])
+            self._live.log_metric(name, row[key])
         # Writes metrics.json (the latest values) and tells the VS Code extension a step is done.
         self._live.next_step()
 
@@ -91,7 +96,7 @@ class LiveRun:
 
 @contextmanager
 def logging_to(folder: Path | None) -> Iterator[LiveMetrics | None]:
-    """The job's LiveMetrics for ``folder``, closed at the end; None when no folder is given."""
+    """The run's LiveMetrics for ``folder``, closed at the end; None when no folder is given."""
     if folder is None:
         yield None
         return
