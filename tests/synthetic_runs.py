@@ -12,10 +12,19 @@ from pathlib import Path
 import numpy as np
 from conftest import tiny_params
 
+from lenet_compare.core.article import PAIR
 from lenet_compare.data.dataset import load_prepared
 from lenet_compare.evaluate.classification import classification_metrics
 
-ACCURACY = {"torch": 0.86, "tensorflow": 0.87}
+# "jax" stands for a third framework (FRAMEWORK_NAMES knows it; the pipeline does not train it yet).
+ACCURACY = {"torch": 0.86, "tensorflow": 0.87, "jax": 0.865}
+# The calls evaluate's inference timing names (lenet_compare.evaluate.inference_timing), per framework.
+NAIVE_CALL = {"torch": "model(x)", "tensorflow": "model(x, training=False)", "jax": "model.apply(params, x)"}
+FASTEST_CALL = {
+    "torch": "with torch.inference_mode(): model(x)",
+    "tensorflow": "tf.function(model)(x)",
+    "jax": "jax.jit(model.apply)(params, x)",
+}
 
 
 def params_for(frameworks=("torch", "tensorflow"), seeds=(0, 1, 2), epochs=3, **train) -> dict:
@@ -31,6 +40,23 @@ def _predictions(y_true: np.ndarray, accuracy: float, rng: np.random.Generator) 
     right = rng.random(y_true.size) < accuracy
     wrong_class = (y_true + rng.integers(1, 10, y_true.size)) % 10
     return np.where(right, y_true, wrong_class).astype(np.int64)
+
+
+def inference_rows(framework: str, latency_ms: float, images_per_second: float) -> list[dict]:
+    """metrics.json's ``inference.rows`` as the evaluate step writes them, made from the run's two
+    summary numbers (no random draw): the fastest idiomatic call at batch 1 and 1,000, and the naive
+    call beside it at half the speed."""
+    rows = []
+    for size, fastest_ms, calls in ((1, latency_ms, 200), (1000, 1000 * 1000 / images_per_second, 20)):
+        for path, call, ms in (
+            ("naive", NAIVE_CALL[framework], 2 * fastest_ms),
+            ("fastest idiomatic", FASTEST_CALL[framework], fastest_ms),
+        ):
+            rows.append(
+                {"path": path, "call": call, "batch_size": size, "median_ms": ms,
+                 "images_per_second": size * 1000 / ms, "timed_calls": calls}
+            )  # fmt: skip
+    return rows
 
 
 def write_runs(
@@ -73,6 +99,9 @@ def write_runs(
                 "latency_ms_single_image": float(rng.uniform(0.2, 0.6)),
                 **classification_metrics(y_true, y_pred, meta["class_names"]),
             }
+            metrics["inference"] = {
+                "rows": inference_rows(f, metrics["latency_ms_single_image"], metrics["inference_images_per_second"])
+            }
             (folder / "metrics.json").write_text(json.dumps(metrics, indent=2))
             t = np.arange(1, epochs + 1)
             lines = ["epoch,train_loss,train_accuracy,val_loss,val_accuracy,epoch_seconds"]
@@ -113,7 +142,8 @@ def write_runs(
 
 
 # The ablation's runs (workflow/scripts/ablation_train.py's format), made up: n_correct of 10,000
-# test images per framework, run id and ablation seed (0, 1, 2). "main" is the main pipeline's run.
+# test images per framework of the article's pair, run id and ablation seed (0, 1, 2). "main" is the
+# main pipeline's run.
 ABLATION_N_TEST = 10_000
 HISTORY_ROW = {
     "epoch": 1,
@@ -142,23 +172,36 @@ ABLATION_CORRECT = {
 def write_ablation_runs(
     root: Path, params: dict, correct: dict | None = None, device_name: str = "CPU", n_test: int = ABLATION_N_TEST
 ) -> tuple[Path, Path]:
-    """Write reports/ablation/runs/{framework}/seed{seed}.json and the main runs' metrics.json / run.json.
+    """Write the ablation's run records and the main runs' metrics.json / run.json; return the two folders.
 
-    The runs' settings are those lenet_compare.ablation.factors gives each run id; every seed of
-    ``params["ablation"]["seeds"]`` takes the numbers at its position in ``correct``.
+    One record per (framework, seed, run) at lenet_compare.core.layout.ablation_run_file, as
+    workflow/scripts/ablation_train.py writes it; the runs' settings are those
+    lenet_compare.ablation.factors gives each run id; every seed of ``params["ablation"]["seeds"]``
+    takes the numbers at its position in ``correct``.
     """
     from lenet_compare.ablation import factors
+    from lenet_compare.core import layout
 
     correct = correct or ABLATION_CORRECT
     runs_dir, main_dir = root / "reports" / "ablation" / "runs", root / "reports" / "runs"
     epochs = params["train"]["epochs"]
-    for f in ("torch", "tensorflow"):
+    for f in PAIR:
         for i, seed in enumerate(params["ablation"]["seeds"]):
-            runs = {}
             for rid in factors.runs_to_train(params, f):
                 n = correct[f][rid][i]
                 settings = factors.settings(params, f, rid)
-                runs[rid] = {
+                record = {
+                    "framework": f,
+                    "framework_version": "2.14.1" if f == "torch" else "2.21.0",
+                    "python_version": "3.11.2",
+                    "seed": seed,
+                    "run": rid,
+                    "device": "cpu",
+                    "device_name": device_name,
+                    "epochs": epochs,
+                    "batch_size": params["train"]["batch_size"],
+                    "n_train": 55_000,
+                    "wall_seconds": 10.0 * epochs + 5.0,
                     "settings": settings,
                     "n_parameters": 107786 if settings["padding"] == [2, 2] else 61706,
                     "n_correct": n,
@@ -171,9 +214,9 @@ def write_ablation_runs(
                         dict(HISTORY_ROW, epoch=e, train_loss=1 / e, val_loss=1 / e) for e in range(1, epochs + 1)
                     ],
                 }
-            record = {"framework": f, "seed": seed, "device": "cpu", "device_name": device_name, "runs": runs}
-            (runs_dir / f).mkdir(parents=True, exist_ok=True)
-            (runs_dir / f / f"seed{seed}.json").write_text(json.dumps(record, indent=2))
+                path = layout.ablation_run_file(f, seed, rid, runs_dir)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(record, indent=2))
 
             folder = main_dir / f / f"seed{seed}"
             folder.mkdir(parents=True, exist_ok=True)

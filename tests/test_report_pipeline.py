@@ -42,6 +42,10 @@ def test_tiny_real_run_builds_a_consistent_report(tmp_path):
         assert f"{100 * np.mean(accuracies):.2f}" in (reports / "report.md").read_text()
     assert summary["n_seeds"] == len(SEEDS)
     assert summary["equivalence"]["margin"] == tiny_params()["report"]["equivalence_margin"]
+    # Two frameworks, one pair: Holm's adjustment leaves the p-values as they are, and no further pair.
+    assert summary["gap"]["p_holm"] == summary["gap"]["p"]
+    assert summary["equivalence"]["p_holm"] == summary["equivalence"]["p"]
+    assert "pairs" not in summary
     for name in FIGURES:
         with Image.open(reports / "figures" / f"{name}.png") as img:
             assert img.format == "PNG"

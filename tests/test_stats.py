@@ -1,19 +1,19 @@
-"""The statistics against answers worked out by hand or published in textbooks."""
+"""The statistics (lenet_compare.report.stats) against answers worked out by hand or published in textbooks.
+
+The sentences that read them out are tested in tests/test_sentences.py.
+"""
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
 from lenet_compare.report.stats import (
-    equivalence_sentence,
     equivalence_test,
-    format_margin,
-    format_p,
+    holm,
     mcnemar_test,
     paired_tests,
     prediction_interval,
     summarize,
-    verdict,
     wilcoxon_method,
     wilcoxon_smallest_p,
 )
@@ -101,8 +101,6 @@ def test_wilcoxon_says_which_null_distribution_it_used():
     assert r["wilcoxon_method"] == "asymptotic" and r["wilcoxon_smallest_p"] is None
     # The same p-value as scipy's default ("auto") picks: only the method is made explicit.
     assert r["wilcoxon_pvalue"] == pytest.approx(sps.wilcoxon(np.round(d, 12)).pvalue, rel=1e-12)
-    lines = verdict(r, {}, "PyTorch", "TensorFlow/Keras")
-    assert not any("smallest possible" in line for line in lines)
 
 
 def test_wilcoxon_method_follows_scipys_rule():
@@ -190,53 +188,6 @@ def test_only_common_seeds_are_paired():
     assert r["seeds"] == [1, 2] and r["differences"] == pytest.approx([0.02, 0.03])
 
 
-def mcnemar_results(pvalues, only_a=10, only_b=20, n=1000, agreement=0.95):
-    return {
-        s: {"n": n, "pvalue": p, "only_a": only_a, "only_b": only_b, "agreement": agreement}
-        for s, p in enumerate(pvalues)
-    }
-
-
-def test_verdict_names_the_winner_when_significant():
-    a = by_seed([0.80, 0.81, 0.82, 0.80, 0.81])
-    b = by_seed([0.83, 0.835, 0.845, 0.826, 0.84])
-    paired = paired_tests(a, b)
-    assert paired["t_pvalue"] < 0.05
-    lines = verdict(paired, mcnemar_results([0.01] * 5), "PyTorch", "TensorFlow/Keras")
-    assert lines[0].startswith("TensorFlow/Keras is more accurate than PyTorch, by 2.72 percentage points")
-    assert f"p = {format_p(paired['t_pvalue'])} < 0.05" in lines[0]
-    # Five seeds: the Wilcoxon test cannot reach 0.05 whatever happens, and the verdict says so.
-    assert "cannot reach significance" in lines[1]
-    assert "in 5 of 5 seeds" in lines[2] and "TensorFlow/Keras ahead in 5" in lines[2]
-    assert "95.0 %" in lines[2]
-
-
-def test_verdict_says_no_significant_difference_otherwise():
-    a = by_seed([0.80, 0.82, 0.81, 0.83])
-    b = by_seed([0.81, 0.81, 0.82, 0.82])
-    paired = paired_tests(a, b)
-    lines = verdict(paired, mcnemar_results([0.5, 0.7, 0.2, 0.9]), "PyTorch", "TensorFlow/Keras")
-    assert lines[0].startswith("No significant difference in test accuracy at alpha = 0.05")
-    assert "+0.00 percentage points" in lines[0]
-    assert "in 0 of 4 seeds" in lines[-1] and "p from 0.2 to 0.9" in lines[-1]
-
-
-def test_verdict_with_one_seed_explains_the_missing_test():
-    paired = paired_tests({0: 0.80}, {0: 0.81})
-    lines = verdict(paired, mcnemar_results([0.03], only_a=5, only_b=20), "PyTorch", "TensorFlow/Keras")
-    assert lines[0].startswith("No paired t-test across seeds: 1 paired seed: a paired test needs at least 2")
-    assert "+1.00 percentage points" in lines[0]
-    assert "in 1 of 1 seed (p = 0.03): TensorFlow/Keras ahead in 1" in lines[-1]
-
-
-@pytest.mark.parametrize(
-    ("p", "text"),
-    [(None, "n/a"), (0.5, "0.5"), (0.04567, "0.0457"), (0.001, "0.001"), (0.000123, "1.23e-04"), (0.0, "< 1e-300")],
-)
-def test_format_p(p, text):
-    assert format_p(p) == text
-
-
 # ----------------------------------------------------------------------------------------------
 # Equivalence: the paired TOST
 
@@ -295,29 +246,25 @@ def test_tost_is_undefined_with_one_seed_or_zero_variance_and_says_why():
     assert same["ci_low"] == same["ci_high"] == pytest.approx(0.002)
 
 
-def test_equivalence_sentences():
-    eq = equivalence_test(by_seed(TOST_A), by_seed(TOST_B), 0.01)
-    assert equivalence_sentence(eq, "PyTorch", "TensorFlow/Keras") == (
-        "Equivalent within ±1.0 points: the 90 % CI of TensorFlow/Keras minus PyTorch, -0.10 to +0.30 points, "
-        f"lies within ±1.0 (paired TOST p = {format_p(eq['pvalue'])} < 0.05)."
-    )
-    eq = equivalence_test(by_seed(TOST_A), by_seed(TOST_B), 0.002)
-    assert equivalence_sentence(eq, "PyTorch", "TensorFlow/Keras") == (
-        "Equivalence within ±0.2 points not shown: the 90 % CI of TensorFlow/Keras minus PyTorch, "
-        "-0.10 to +0.30 points, reaches beyond ±0.2 (paired TOST p = 0.176)."
-    )
-    eq = equivalence_test({0: 0.90}, {0: 0.905}, 0.01)
-    assert equivalence_sentence(eq, "PyTorch", "TensorFlow/Keras") == (
-        "Equivalence within ±1.0 points not shown: 1 paired seed: a TOST needs at least 2."
-    )
+# ----------------------------------------------------------------------------------------------
+# Holm's adjustment over the pairs of frameworks
 
 
-def test_the_verdict_carries_the_equivalence_after_the_t_test():
-    a, b = by_seed(TOST_A), by_seed(TOST_B)
-    lines = verdict(paired_tests(a, b), {}, "PyTorch", "TensorFlow/Keras", equivalence=equivalence_test(a, b, 0.01))
-    assert lines[0].startswith("No significant difference") and lines[1].startswith("Equivalent within ±1.0 points")
+def test_holm_matches_a_hand_computation():
+    # Sorted: 0.01, 0.03, 0.04 (ranks 0, 1, 2 of m = 3). Times (m - rank): 0.03, 0.06, 0.04; the
+    # running maximum makes the last 0.06 too (a larger p never gets a smaller adjusted p).
+    assert holm([0.04, 0.01, 0.03]) == pytest.approx([0.06, 0.03, 0.06], abs=1e-15)
+    # Capped at 1.
+    assert holm([0.5, 0.6]) == [1.0, 1.0]
 
 
-@pytest.mark.parametrize(("points", "text"), [(1.0, "1.0"), (1, "1.0"), (0.5, "0.5"), (0.25, "0.25"), (2.5, "2.5")])
-def test_format_margin(points, text):
-    assert format_margin(points) == text
+def test_holm_with_one_p_value_is_that_p_value():
+    assert holm([0.0321]) == [0.0321]
+    assert holm([0.9]) == [0.9]
+
+
+def test_holm_leaves_undefined_tests_out_of_the_family():
+    # None (a TOST with one seed, say) stays None; the others are adjusted as a family of two.
+    assert holm([0.01, None, 0.04]) == pytest.approx([0.02, None, 0.04])
+    assert holm([None, None]) == [None, None]
+    assert holm([]) == []

@@ -1,4 +1,4 @@
-"""What the report steps share: framework names, the pair compared, reading a run's files, the output names,
+"""What the report steps share: framework names, the article's pair, reading a run's files, the output names,
 and the headline (the comparison in one line, read back from reports/metrics.json).
 
 Used by the comparison report, the ablation's report, the benchmark's report and the figures,
@@ -15,13 +15,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from lenet_compare.core.article import PAIR
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.frameworks import FRAMEWORK_NAMES
+from lenet_compare.core.numbers import signed_points
 
-# Differences are always the second minus the first: TensorFlow minus PyTorch.
-PAIR = ("torch", "tensorflow")
 # The significance level of every test in the reports.
 ALPHA = 0.05
+# The headline's short names of the frameworks, as in "TF−PT".
+SHORT_NAMES = {"torch": "PT", "tensorflow": "TF", "jax": "JAX"}
 
 # reports/figures/{name}.png, in the order the report shows them.
 FIGURES = (
@@ -89,7 +91,7 @@ def format_p(p: float | None) -> str:
 
 def _signed(x: float) -> str:
     """+0.40 / −0.14, with a typographic minus (U+2212): the headline is for reading, not parsing."""
-    return f"{x:+.2f}".replace("-", "\u2212")
+    return signed_points(x).replace("-", "\u2212")
 
 
 def format_margin(points: float) -> str:
@@ -98,8 +100,23 @@ def format_margin(points: float) -> str:
     return text if "." in text or "e" in text else f"{text}.0"
 
 
+def pair_key(a: str, b: str) -> str:
+    """The name of the pair (a, b) in reports/metrics.json, after its difference b minus a: "jax_minus_torch"."""
+    return f"{b}_minus_{a}"
+
+
+def _pair_short(key: str) -> str:
+    """ "jax_minus_torch" as the headline writes it: "JAX−PT"."""
+    b, a = key.split("_minus_")
+    return f"{SHORT_NAMES.get(b, b)}\u2212{SHORT_NAMES.get(a, a)}"
+
+
 def headline(metrics_path: Path | str, report: Path | str = "reports/report.html") -> str:
-    """The comparison in one line, from reports/metrics.json alone (its layout: compare.summary_metrics).
+    """The comparison in one line, from reports/metrics.json alone (its layout: metrics_file.summary_metrics).
+
+    Each framework's accuracy, then the article's pair (TF−PT): its gap, t-test verdict and
+    equivalence verdict, then each further pair's gap and equivalence verdict. With more than one
+    pair the verdicts are on the Holm-adjusted p-values, and the line gives them:
 
     "PyTorch 90.36 ± 0.45 % | TensorFlow/Keras 90.22 ± 0.75 % (mean ± 95 % CI, 5 seeds) |
     TF−PT −0.14 points (95 % CI −0.68 to +0.40): no significant difference (p = 0.515);
@@ -108,7 +125,7 @@ def headline(metrics_path: Path | str, report: Path | str = "reports/report.html
     m = read_json(Path(metrics_path), "rerun the report step (dvc repro report / snakemake)")
     try:
         return _headline(m, str(report))
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise PipelineError(f"{metrics_path} lacks {e} or holds the wrong type there; rerun the report step") from e
 
 
@@ -122,27 +139,47 @@ def _headline(m: dict, report: str) -> str:
     seeds = f"{n} seed{'s' if n != 1 else ''}"
     with_ci = any(acc["ci95_high"] is not None for acc in m["accuracy"].values())
     parts[-1] += f" (mean ± 95 % CI, {seeds})" if with_ci else f" ({seeds})"
-    gap = m.get("gap")
-    if gap is not None:
-        text = f"TF\u2212PT {_signed(gap['mean'])} points"
-        if gap["ci95_low"] is not None:
-            text += f" (95 % CI {_signed(gap['ci95_low'])} to {_signed(gap['ci95_high'])})"
-        if gap["p"] is None:
-            text += ": no paired t-test"
-        elif gap["p"] < ALPHA:
-            ahead = FRAMEWORK_NAMES[PAIR[1] if gap["mean"] > 0 else PAIR[0]]
-            text += f": {ahead} ahead, significant (p = {format_p(gap['p'])})"
-        else:
-            text += f": no significant difference (p = {format_p(gap['p'])})"
-        eq = m["equivalence"]
-        within = f"within ±{format_margin(eq['margin'])} points"
-        if eq["p"] is None:
-            text += f"; equivalence {within} not shown (TOST undefined)"
-        else:
-            ci = f"90 % CI {_signed(eq['ci90_low'])} to {_signed(eq['ci90_high'])}"
-            text += f"; equivalent {within} ({ci})" if eq["equivalent"] else f"; equivalence {within} not shown ({ci})"
-        parts.append(text)
+    further = m.get("pairs", {})
+    several = ("gap" in m) + len(further) > 1  # then every p is Holm-adjusted over the pairs
+    if "gap" in m:
+        parts.append(_article_pair(m["gap"], m["equivalence"], several))
+    for key, pair in further.items():
+        parts.append(f"{_pair_short(key)} {_signed(pair['mean'])} points, {_equivalence_words(pair['equivalence'])}")
     return " | ".join(parts) + f" \u2192 {report}"
+
+
+def _article_pair(gap: dict, eq: dict, several: bool) -> str:
+    """TF−PT: the gap with its CI, the t-test's verdict, the equivalence verdict with its 90 % CI."""
+    text = f"{_pair_short(pair_key(*PAIR))} {_signed(gap['mean'])} points"
+    if gap["ci95_low"] is not None:
+        text += f" (95 % CI {_signed(gap['ci95_low'])} to {_signed(gap['ci95_high'])})"
+    if gap["p"] is None:
+        text += ": no paired t-test"
+    else:
+        p = f"p = {format_p(gap['p'])}"
+        if several:
+            p += f", Holm-adjusted p = {format_p(gap['p_holm'])}"
+        if gap["p_holm"] < ALPHA:
+            ahead = FRAMEWORK_NAMES[PAIR[1] if gap["mean"] > 0 else PAIR[0]]
+            text += f": {ahead} ahead, significant ({p})"
+        else:
+            text += f": no significant difference ({p})"
+    within = f"within ±{format_margin(eq['margin'])} points"
+    if eq["p"] is None:
+        return text + f"; equivalence {within} not shown (TOST undefined)"
+    ci = f"90 % CI {_signed(eq['ci90_low'])} to {_signed(eq['ci90_high'])}"
+    if several:
+        ci += f", Holm-adjusted TOST p = {format_p(eq['p_holm'])}"
+    return text + (f"; equivalent {within} ({ci})" if eq["equivalent"] else f"; equivalence {within} not shown ({ci})")
+
+
+def _equivalence_words(eq: dict) -> str:
+    """A further pair's equivalence verdict: "equivalent within ±1.0 points (Holm-adjusted TOST p = 0.012)"."""
+    within = f"within ±{format_margin(eq['margin'])} points"
+    if eq["p"] is None:
+        return f"equivalence {within} not shown (TOST undefined)"
+    p = f"Holm-adjusted TOST p = {format_p(eq['p_holm'])}"
+    return f"equivalent {within} ({p})" if eq["equivalent"] else f"equivalence {within} not shown ({p})"
 
 
 def print_line(text: str, stream: TextIO | None = None) -> None:

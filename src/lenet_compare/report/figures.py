@@ -1,9 +1,11 @@
 """The reports' figures: seaborn on matplotlib's Agg backend, one PNG each, written atomically by ``save``.
 
 Each function takes tidy data (pandas DataFrames with a ``framework`` column holding the
-params.yaml names) and a path, and draws one figure: the comparison report's, the ablation's
-(``ablation_gap``) and the benchmark's (``benchmark``). Colors are fixed per framework
-(Okabe-Ito, readable for color-blind readers) so every figure and the report agree.
+params.yaml names) and a path, and draws one figure of the comparison report, for every framework
+given and, where it compares them, every pair given. The ablation's figure
+(lenet_compare.ablation.figures) and the benchmark's (lenet_compare.bench.figures) use the same
+style, colors and ``save``. Colors are fixed per framework (Okabe-Ito, readable for color-blind
+readers) so every figure and the report agree.
 """
 
 from __future__ import annotations
@@ -24,12 +26,24 @@ import seaborn as sns
 from lenet_compare.core.atomic import atomic_write
 from lenet_compare.report.common import FRAMEWORK_NAMES
 
-COLORS = {"torch": "#D55E00", "tensorflow": "#0072B2"}  # vermillion, blue
+COLORS = {"torch": "#D55E00", "tensorflow": "#0072B2", "jax": "#009E73"}  # vermillion, blue, bluish green
+# One per pair of frameworks where a figure draws several pairs (Okabe-Ito's others; black first).
+PAIR_COLORS = ("black", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "0.5")
 DPI = 120
 
 
 def label(framework: str) -> str:
     return FRAMEWORK_NAMES.get(framework, framework)
+
+
+def pair_label(a: str, b: str) -> str:
+    """A pair (a, b) by its difference: "TensorFlow/Keras minus PyTorch"."""
+    return f"{label(b)} minus {label(a)}"
+
+
+def pair_colors(pairs: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Colors keyed by pair_label, in the order of ``pairs``."""
+    return {pair_label(a, b): PAIR_COLORS[i % len(PAIR_COLORS)] for i, (a, b) in enumerate(pairs)}
 
 
 def palette(frameworks: Sequence[str]) -> dict[str, str]:
@@ -39,7 +53,7 @@ def palette(frameworks: Sequence[str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _style() -> Iterator[None]:
+def style() -> Iterator[None]:
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.95):
         yield
 
@@ -53,25 +67,25 @@ def save(fig: plt.Figure, path: str | Path) -> Path:
     return path
 
 
-def _label_bars(ax: plt.Axes, fmt: str) -> None:
+def label_bars(ax: plt.Axes, fmt: str) -> None:
     """Each bar's value written inside it, in white."""
     for container in ax.containers:
         ax.bar_label(container, fmt=fmt.format, label_type="center", color="white", fontsize=9, fontweight="bold")
 
 
-def _empty_panel(ax: plt.Axes, message: str) -> None:
+def empty_panel(ax: plt.Axes, message: str) -> None:
     """A panel with nothing to draw says why."""
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", color="0.4")
 
 
-def _with_labels(df: pd.DataFrame) -> pd.DataFrame:
+def with_labels(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(Framework=df["framework"].map(label))
 
 
 def placeholder(path: str | Path, message: str) -> Path:
     """A figure that says why there is nothing to draw (the file list stays fixed)."""
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(8, 2))
         ax.axis("off")
         ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, fontsize=12)
@@ -80,11 +94,11 @@ def placeholder(path: str | Path, message: str) -> Path:
 
 def learning_curves(history: pd.DataFrame, path: str | Path) -> Path:
     """Validation accuracy and training loss per epoch: mean over seeds, band of ±1 sd."""
-    df = _with_labels(history).assign(val_accuracy_pct=lambda d: 100 * d["val_accuracy"])
+    df = with_labels(history).assign(val_accuracy_pct=lambda d: 100 * d["val_accuracy"])
     frameworks = list(dict.fromkeys(history["framework"]))
     n_seeds = history.groupby("framework")["seed"].nunique().min()
     errorbar = "sd" if n_seeds > 1 else None
-    with _style():
+    with style():
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
         for ax, column, title in (
             (axes[0], "val_accuracy_pct", "Validation accuracy (%)"),
@@ -122,7 +136,7 @@ def accuracy_per_seed(
     frameworks = list(dict.fromkeys(runs["framework"]))
     colors = palette(frameworks)
     last = len(frameworks) - 1
-    with _style():
+    with style():
         fig, ax = plt.subplots(figsize=(8, 5.2))
         pivot = runs.pivot(index="seed", columns="framework", values="test_accuracy") * 100
         for seed, row in pivot.iterrows():
@@ -178,7 +192,7 @@ def accuracy_per_seed(
 
 def confusion_matrices(cms: Mapping[str, np.ndarray], class_names: Sequence[str], path: str | Path) -> Path:
     """Row-normalized confusion matrices side by side (% of each true class), one color scale."""
-    with _style():
+    with style():
         n = len(cms)
         fig, axes = plt.subplots(
             1, n + 1, figsize=(7 * n + 0.8, 6.6), gridspec_kw={"width_ratios": [1] * n + [0.05]}, squeeze=False
@@ -216,27 +230,29 @@ def per_class_accuracy(
     per_class: pd.DataFrame,
     class_names: Sequence[str],
     path: str | Path,
-    pair: tuple[str, str] | None = None,
+    pairs: Sequence[tuple[str, str]] = (),
 ) -> Path:
-    """Per-class accuracy (recall) as grouped bars, and the per-class difference between frameworks.
+    """Per-class accuracy (recall) as grouped bars, and the per-class difference of each pair of frameworks.
 
-    ``per_class``: columns framework, seed, class_name, recall (fraction). ``pair`` = (a, b):
-    the lower panel shows b minus a (the report passes (torch, tensorflow): TensorFlow minus
-    PyTorch, whatever the order of params.yaml's frameworks); without it, no difference panel.
+    ``per_class``: columns framework, seed, class_name, recall (fraction). ``pairs``: (a, b) per
+    pair, drawn in the lower panel as b minus a (the report passes the article's pair first,
+    (torch, tensorflow): TensorFlow minus PyTorch, whatever the order of params.yaml's
+    frameworks); one pair in grey, several side by side in the pairs' colors; no pair, no panel.
     """
-    df = _with_labels(per_class).assign(recall_pct=lambda d: 100 * d["recall"])
+    df = with_labels(per_class).assign(recall_pct=lambda d: 100 * d["recall"])
     frameworks = list(dict.fromkeys(per_class["framework"]))
     errorbar = "sd" if per_class.groupby("framework")["seed"].nunique().min() > 1 else None
-    if pair is not None and not all(f in frameworks for f in pair):
-        raise ValueError(f"pair {pair} names a framework not in the data ({', '.join(frameworks)})")
-    with _style():
+    for pair in pairs:
+        if not all(f in frameworks for f in pair):
+            raise ValueError(f"pair {pair} names a framework not in the data ({', '.join(frameworks)})")
+    with style():
         fig, axes = plt.subplots(
-            2 if pair else 1,
+            2 if pairs else 1,
             1,
-            figsize=(12, 8.5 if pair else 4.8),
+            figsize=(12, 8.5 if pairs else 4.8),
             squeeze=False,
             layout="constrained",
-            gridspec_kw={"height_ratios": [3, 2]} if pair else None,
+            gridspec_kw={"height_ratios": [3, 2]} if pairs else None,
         )
         ax = axes[0, 0]
         sns.barplot(
@@ -254,17 +270,22 @@ def per_class_accuracy(
         ax.set(xlabel=None, ylabel="accuracy on the class (%)", ylim=(0, 100))
         ax.set_title("Per-class test accuracy (recall), mean over seeds" + (", ±1 sd" if errorbar else ""))
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.0, 1.0), title=None, fontsize=9)
-        if pair:
-            a, b = pair
+        if pairs:
             wide = df.pivot_table(index=["seed", "class_name"], columns="framework", values="recall_pct")
-            diff = (wide[b] - wide[a]).rename("diff").reset_index()
+            diff = pd.concat(
+                [(wide[b] - wide[a]).rename("diff").reset_index().assign(pair=pair_label(a, b)) for a, b in pairs],
+                ignore_index=True,
+            )
             ax2 = axes[1, 0]
+            several = len(pairs) > 1
             sns.barplot(
                 data=diff,
                 x="class_name",
                 y="diff",
                 order=class_names,
-                color="0.55",
+                hue="pair" if several else None,
+                palette=pair_colors(pairs) if several else None,
+                color=None if several else "0.55",
                 errorbar=errorbar,
                 capsize=0.1,
                 err_kws={"linewidth": 1},
@@ -272,7 +293,11 @@ def per_class_accuracy(
             )
             ax2.axhline(0, color="black", lw=0.8)
             ax2.set(xlabel=None, ylabel="percentage points")
-            ax2.set_title(f"{label(b)} minus {label(a)}, per class")
+            if several:
+                ax2.set_title("Each pair's difference, per class")
+                sns.move_legend(ax2, "upper left", bbox_to_anchor=(1.0, 1.0), title=None, fontsize=9)
+            else:
+                ax2.set_title(f"{pair_label(*pairs[0])}, per class")
         for row in axes[:, 0]:
             row.tick_params(axis="x", labelrotation=20)
         return save(fig, path)
@@ -280,7 +305,7 @@ def per_class_accuracy(
 
 def timing(runs: pd.DataFrame, path: str | Path) -> Path:
     """Seconds per epoch, training throughput and inference throughput per framework (±1 sd)."""
-    df = _with_labels(runs)
+    df = with_labels(runs)
     frameworks = list(dict.fromkeys(runs["framework"]))
     colors = palette(frameworks)
     panels = [
@@ -289,13 +314,13 @@ def timing(runs: pd.DataFrame, path: str | Path) -> Path:
         ("inference_images_per_second", "Inference: images per second (batch 1,000)", "{:,.0f}"),
     ]
     errorbar = "sd" if runs.groupby("framework")["seed"].nunique().min() > 1 else None
-    with _style():
+    with style():
         fig, axes = plt.subplots(1, len(panels), figsize=(13, 4.2))
         for ax, (column, title, fmt) in zip(axes, panels, strict=True):
             ax.set_title(title, fontsize=10)
             values = pd.to_numeric(df.get(column), errors="coerce") if column in df else None
             if values is None or values.isna().all():
-                _empty_panel(ax, "not recorded")
+                empty_panel(ax, "not recorded")
                 continue
             data = df.assign(value=values)
             sns.barplot(
@@ -310,7 +335,7 @@ def timing(runs: pd.DataFrame, path: str | Path) -> Path:
                 legend=False,
                 ax=ax,
             )
-            _label_bars(ax, fmt)
+            label_bars(ax, fmt)
             ax.set(xlabel=None, ylabel=None)
         devices = "; ".join(
             f"{label(f)}: {', '.join(sorted(set(map(str, runs.loc[runs['framework'] == f, 'device_text']))))}"
@@ -330,24 +355,27 @@ def disagreements(
     max_images: int = 24,
     columns: int = 6,
 ) -> Path:
-    """The first test images (in test-set order) on which the two frameworks predict differently.
+    """The first test images (in test-set order) on which the frameworks do not all predict the same class,
+    with every framework's prediction under each.
 
-    ``images``: raw pixel values 0..255, shape (N, 28, 28).
+    ``images``: raw pixel values 0..255, shape (N, 28, 28); ``preds``: framework -> predictions.
     """
-    (a, pa), (b, pb) = preds.items()
-    idx = np.flatnonzero(pa != pb)
+    stacked = np.array(list(preds.values()))
+    idx = np.flatnonzero(np.any(stacked != stacked[0], axis=0))
     if idx.size == 0:
-        return placeholder(path, "The two frameworks predict the same class for every test image.")
+        who = "two" if len(preds) == 2 else f"{len(preds)}"
+        return placeholder(path, f"The {who} frameworks predict the same class for every test image.")
     shown = idx[:max_images]
     rows = int(np.ceil(len(shown) / columns))
-    with _style(), sns.axes_style("white"):
-        fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, 3.0 * rows), squeeze=False)
+    row_height = 3.0 + 0.35 * max(0, len(preds) - 2)  # one line of text per framework under each image
+    with style(), sns.axes_style("white"):
+        fig, axes = plt.subplots(rows, columns, figsize=(2.4 * columns, row_height * rows), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
         for ax, i in zip(axes.flat, shown, strict=False):
             ax.imshow(images[i], cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
             ax.set_title(f"#{i}  true: {class_names[y_true[i]]}", fontsize=9)
-            for line, (f, p) in enumerate(((a, pa), (b, pb))):
+            for line, (f, p) in enumerate(preds.items()):
                 mark = "right" if p[i] == y_true[i] else "wrong"
                 ax.text(
                     0.5,
@@ -365,160 +393,61 @@ def disagreements(
         return save(fig, path)
 
 
-def drift(history: pd.DataFrame, a: str, b: str, path: str | Path, protocol: str) -> Path:
-    """How far the frameworks drift apart epoch by epoch, paired by seed: |b - a| per seed and mean."""
+def drift(history: pd.DataFrame, pairs: Sequence[tuple[str, str]], path: str | Path, protocol: str) -> Path:
+    """How far the frameworks drift apart epoch by epoch, paired by seed: |b - a| per seed and mean, per pair.
+
+    One pair: grey lines per seed, the mean in black. Several: each pair in its color (pair_colors),
+    thin lines per seed, the mean thick.
+    """
     cols = ["val_accuracy", "train_loss"]
     wide = history.pivot_table(index=["seed", "epoch"], columns="framework", values=cols)
-    diff = pd.DataFrame(
-        {
-            "val_accuracy": 100 * (wide[("val_accuracy", b)] - wide[("val_accuracy", a)]).abs(),
-            "train_loss": (wide[("train_loss", b)] - wide[("train_loss", a)]).abs(),
-        }
-    ).reset_index()
-    with _style():
+    colors = pair_colors(pairs)
+    several = len(pairs) > 1
+    with style():
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.3))
-        for ax, column, title in (
-            (axes[0], "val_accuracy", "|difference in validation accuracy| (percentage points)"),
-            (axes[1], "train_loss", "|difference in training loss|"),
+        for a, b in pairs:
+            diff = pd.DataFrame(
+                {
+                    "val_accuracy": 100 * (wide[("val_accuracy", b)] - wide[("val_accuracy", a)]).abs(),
+                    "train_loss": (wide[("train_loss", b)] - wide[("train_loss", a)]).abs(),
+                }
+            ).reset_index()
+            color = colors[pair_label(a, b)]
+            for ax, column in zip(axes, cols, strict=True):
+                for _seed, part in diff.groupby("seed"):
+                    ax.plot(
+                        part["epoch"],
+                        part[column],
+                        color=color if several else "0.7",
+                        lw=1,
+                        alpha=0.35 if several else 1,
+                    )
+                mean = diff.groupby("epoch")[column].mean()
+                ax.plot(
+                    mean.index,
+                    mean.values,
+                    color=color,
+                    lw=2.2,
+                    marker="o" if len(mean) <= 12 else None,
+                    label=f"{pair_label(a, b)}, mean over seeds" if several else None,
+                )
+        for ax, title in zip(
+            axes,
+            ("|difference in validation accuracy| (percentage points)", "|difference in training loss|"),
+            strict=True,
         ):
-            for _seed, part in diff.groupby("seed"):
-                ax.plot(part["epoch"], part[column], color="0.7", lw=1)
-            mean = diff.groupby("epoch")[column].mean()
-            ax.plot(mean.index, mean.values, color="black", lw=2.2, marker="o" if len(mean) <= 12 else None)
             ax.set(title=title, xlabel="epoch")
             ax.set_title(title, fontsize=10)
             ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_ylim(bottom=0)
-        axes[0].plot([], [], color="0.7", label="one seed")
-        axes[0].plot([], [], color="black", lw=2.2, label="mean over seeds")
-        axes[0].legend(fontsize=8, loc="upper left")
-        fig.suptitle(f"Drift between {label(b)} and {label(a)}, paired by seed ({protocol})", fontsize=12)
-        return save(fig, path)
-
-
-def ablation_gap(per_seed: pd.DataFrame, analysis: Mapping, path: str | Path) -> Path:
-    """The ablation: the TensorFlow-minus-PyTorch gap after each step, and each framework's accuracy.
-
-    ``per_seed``: one row per (step, seed) with columns index, step, seed, gap and one column per
-    framework (its reported accuracy in %). ``analysis``: ablation_report.analyze's result (each
-    step's summaries, the article's numbers). Top: each seed's gap (grey, lines join a seed), the
-    mean with its 95 % CI, the article's printed gap at the first step. Bottom: each framework's
-    accuracy as its code reported it at that step, mean and 95 % CI.
-    """
-    steps = analysis["steps"]
-    names = [e["step"] if e["index"] == 0 else f"+ {e['step']}" for e in steps]
-    x = np.arange(len(steps))
-    frameworks = list(analysis["frameworks"])
-    colors = palette(frameworks)
-    n = analysis["n_seeds"]
-
-    def mean_ci(ax, xs, summaries, color, marker, label=None):
-        means = np.array([s["mean"] for s in summaries])
-        has_ci = all(s["ci_low"] is not None for s in summaries)
-        err = (
-            [means - np.array([s["ci_low"] for s in summaries]), np.array([s["ci_high"] for s in summaries]) - means]
-            if has_ci
-            else None
-        )
-        ax.errorbar(xs, means, yerr=err, fmt=marker, color=color, capsize=5, ms=7, lw=1.6, zorder=4, label=label)
-        return means
-
-    with _style():
-        fig, (top, bottom) = plt.subplots(
-            2, 1, figsize=(11, 8.2), sharex=True, layout="constrained", gridspec_kw={"height_ratios": [3, 2]}
-        )
-        for _seed, part in per_seed.groupby("seed"):
-            part = part.sort_values("index")
-            top.plot(part["index"], part["gap"], color="0.78", lw=1, marker="o", ms=4, zorder=2)
-        top.plot([], [], color="0.78", lw=1, marker="o", ms=4, label="one seed")
-        means = mean_ci(top, x, [e["gap"] for e in steps], "black", "D", f"mean and 95 % CI over {n} seeds")
-        for xi, m in zip(x, means, strict=True):
-            top.annotate(f"{m:+.2f}", (xi, m), xytext=(9, 0), textcoords="offset points", fontsize=8, va="center")
-        gap = analysis["article"]["gap"]
-        top.plot([-0.3, -0.3], [gap["low"], gap["high"]], color="0.3", lw=3, zorder=3)
-        top.plot(
-            [-0.3], [gap["printed"]], marker="s", mfc="white", color="0.3", ms=7, lw=0, zorder=3,
-            label=f"article, one run each: {gap['printed']:+.2f} as printed (bar: what PyTorch's truncation allows)",
-        )  # fmt: skip
-        top.axhline(0, color="black", lw=0.8)
-        top.set(ylabel="TensorFlow minus PyTorch (points)")
-        top.set_title("The gap after each step, as each framework's code reports accuracy", fontsize=11)
-        top.legend(loc="upper right", fontsize=8)
-        for k, f in enumerate(frameworks):
-            dx = (k - (len(frameworks) - 1) / 2) * 0.12
-            color = colors[label(f)]
-            for _seed, part in per_seed.groupby("seed"):
-                part = part.sort_values("index")
-                bottom.scatter(part["index"] + dx, part[f], color=color, alpha=0.35, s=14, zorder=2, lw=0)
-            mean_ci(bottom, x + dx, [e["accuracy"][f]["reported"] for e in steps], color, "o", label(f))
-            article = analysis["article"].get(f)
-            if article:
-                bottom.plot(
-                    [-0.3], [article["low"]], marker="s", mfc="white", color=color, ms=7, lw=0, zorder=3,
-                    label=f"article, {label(f)}: {article['shown']}",
-                )  # fmt: skip
-        bottom.set(ylabel="test accuracy (%) as reported")
-        bottom.legend(loc="lower right", fontsize=8, ncol=2)
-        bottom.set_xticks(x, names)
-        bottom.set_xlim(-0.6, len(steps) - 0.4)
-        bottom.tick_params(axis="x", labelrotation=15)
-        fig.suptitle(
-            "From the article's setup to the controlled protocol, one factor at a time (cumulative)", fontsize=12
-        )
-        return save(fig, path)
-
-
-def benchmark(
-    seconds: pd.DataFrame,
-    order: Sequence[str],
-    frameworks: Sequence[str],
-    images: int,
-    scaling: pd.DataFrame | None,
-    scaling_command: str | None,
-    path: str | Path,
-) -> Path:
-    """The benchmark. Left: seconds per epoch per variant and framework (bar: median, dots: repetitions).
-
-    ``seconds``: one row per timed epoch, columns Framework (display name), variant (in ``order``)
-    and seconds. Right: ``scaling`` (columns seeds, seconds), the whole tiny pipeline's wall time
-    against the number of seeds with ``scaling_command``; None when it was not measured.
-    """
-    colors = palette(frameworks)
-    with _style():
-        fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-        ax = axes[0]
-        common = {
-            "data": seconds,
-            "x": "variant",
-            "y": "seconds",
-            "hue": "Framework",
-            "order": order,
-            "palette": colors,
-        }
-        sns.barplot(**common, estimator="median", errorbar=None, alpha=0.85, ax=ax)
-        sns.stripplot(
-            **common, dodge=True, color="black", size=4, legend=False, ax=ax, edgecolor="black", linewidth=0.6
-        )
-        _label_bars(ax, "{:.2f}")
-        ax.set(xlabel=None, ylabel="seconds per epoch")
-        sns.move_legend(ax, "upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(colors), title=None, frameon=False)
-        ax.set_title(f"Training, {images:,} images per epoch (bar: median; dots: each run)")
-        ax = axes[1]
-        if scaling is None:
-            _empty_panel(ax, "pipeline scaling not measured\n(--skip-pipeline)")
-            return save(fig, path)
-        ax.plot(scaling["seeds"], scaling["seconds"], marker="o", color="0.25")
-        for _, r in scaling.iterrows():
-            ax.annotate(
-                f"{r['seconds']:.0f} s",
-                (r["seeds"], r["seconds"]),
-                textcoords="offset points",
-                xytext=(0, 7),
-                ha="center",
-                fontsize=9,
-            )
-        ax.set_xticks(scaling["seeds"])
-        ax.set_ylim(0, scaling["seconds"].max() * 1.15)
-        ax.set(xlabel="seeds", ylabel="wall time (s)")
-        ax.set_title(f"Whole tiny pipeline from scratch ({scaling_command})")
+        if several:
+            axes[0].plot([], [], color="0.5", lw=1, alpha=0.5, label="thin lines: one seed")
+            axes[0].legend(fontsize=8, loc="upper left")
+            fig.suptitle(f"Drift between each pair of frameworks, paired by seed ({protocol})", fontsize=12)
+        else:
+            (a, b) = pairs[0]
+            axes[0].plot([], [], color="0.7", label="one seed")
+            axes[0].plot([], [], color="black", lw=2.2, label="mean over seeds")
+            axes[0].legend(fontsize=8, loc="upper left")
+            fig.suptitle(f"Drift between {label(b)} and {label(a)}, paired by seed ({protocol})", fontsize=12)
         return save(fig, path)

@@ -17,7 +17,8 @@ import jinja2
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from lenet_compare.report import stats
+from lenet_compare.core.numbers import percent_from_fraction, signed_points
+from lenet_compare.report.common import format_margin, format_p
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -52,18 +53,14 @@ def _finalize(value):
     return md_escape(value)
 
 
-def _pct(fraction, digits: int = 2) -> str:
+def _percent_from_fraction(fraction, digits: int = 2) -> str:
     """A fraction shown as percent with two decimals (no % sign)."""
-    return "n/a" if fraction is None else f"{100 * fraction:.{digits}f}"
+    return "n/a" if fraction is None else f"{percent_from_fraction(fraction):.{digits}f}"
 
 
-def _pts(fraction, digits: int = 2) -> str:
+def _points_from_fraction(fraction, digits: int = 2) -> str:
     """A difference of fractions in signed percentage points."""
-    return "n/a" if fraction is None else f"{100 * fraction:+.{digits}f}"
-
-
-def _signed(value, digits: int = 2) -> str:
-    return "n/a" if value is None else f"{value:+.{digits}f}"
+    return signed_points(percent_from_fraction(fraction), digits)
 
 
 def _fixed(value, digits: int = 2) -> str:
@@ -110,15 +107,15 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        pct=_pct,
-        pts=_pts,
+        percent_from_fraction=_percent_from_fraction,
+        points_from_fraction=_points_from_fraction,
         fixed=_fixed,
-        p=stats.format_p,
-        margin=stats.format_margin,
+        p=format_p,
+        margin=format_margin,
         code=_code,
         code_span=_code_span,
         value=_value,
-        signed=_signed,
+        signed=signed_points,  # a value already in points
         yaml_value=_yaml_value,
         markdown=Markdown,
     )

@@ -1,10 +1,12 @@
-"""The statistics of the comparison: spread over seeds, paired tests and equivalence by seed, McNemar per seed.
+"""The statistics of the comparison: spread over seeds, paired tests and equivalence by seed, McNemar per seed,
+and Holm's adjustment of p-values over several pairs of frameworks.
 
-Every test comes from scipy or statsmodels; this module only arranges inputs, catches the cases
-where a test is undefined (too few seeds, no differences at all) and says why in words, and turns
-the numbers into a verdict. Nothing here is written by hand that a library already provides.
+Every test comes from scipy or statsmodels; this module only arranges inputs and catches the cases
+where a test is undefined (too few seeds, no differences at all), saying why in a note. Nothing here
+is written by hand that a library already provides. The sentences that read these numbers to a
+reader are in lenet_compare.report.sentences.
 
-Accuracies are fractions (0..1) throughout; ``verdict`` speaks in percentage points.
+Accuracies are fractions (0..1) throughout.
 """
 
 from __future__ import annotations
@@ -16,30 +18,26 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.weightstats import ttost_paired
 
-# ALPHA, format_p and format_margin live with the light helpers, so that the headline (common.py)
-# judges and prints as the report does without importing scipy; callers know them as stats.*.
-from lenet_compare.report.common import ALPHA, format_margin, format_p
+from lenet_compare.core.numbers import denoised, finite_or_none, percent_from_fraction, signed_points
+
+# ALPHA lives with the light helpers, so that the headline (common.py) judges as the report does
+# without importing scipy; callers know it as stats.ALPHA too.
+from lenet_compare.report.common import ALPHA
 
 CONFIDENCE = 0.95
 
-# Accuracies are correct / total; their differences carry floating-point noise around 1e-17.
-# Rounding to 12 decimals makes equal differences tie (Wilcoxon ranks) and a constant set of
-# differences have exactly zero variance, without touching anything a test set can resolve.
-_DECIMALS = 12
+
+def _denoised(values) -> np.ndarray:
+    """Accuracies or their differences without floating-point noise (lenet_compare.core.numbers.DECIMALS)."""
+    return np.array(denoised(np.asarray(values, dtype=np.float64).ravel()), dtype=np.float64)
 
 
-def _clean(values) -> np.ndarray:
-    return np.round(np.asarray(values, dtype=np.float64), _DECIMALS)
-
-
-def _num(x) -> float | None:
-    """A finite float, or None (JSON null) for nan / inf."""
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
+def _equal_points(difference: float) -> str:
+    """A difference of fractions as a note writes it: "equal (+0.40 percentage points)"."""
+    return f"equal ({signed_points(percent_from_fraction(difference))} percentage points)"
 
 
 def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
@@ -56,13 +54,13 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
         out["note"] = "one run: no standard deviation or confidence interval"
         return out
     out["std"] = float(np.std(x, ddof=1))
-    if np.ptp(_clean(x)) == 0:
+    if np.ptp(_denoised(x)) == 0:
         # Every run gave the same accuracy: the interval collapses to the value itself.
         out.update(ci_low=out["mean"], ci_high=out["mean"], std=0.0)
         out["note"] = f"all {n} runs gave the same value"
         return out
     ci = sps.ttest_1samp(x, popmean=0.0).confidence_interval(confidence)
-    out.update(ci_low=_num(ci.low), ci_high=_num(ci.high))
+    out.update(ci_low=finite_or_none(ci.low), ci_high=finite_or_none(ci.high))
     return out
 
 
@@ -136,7 +134,7 @@ def _paired(a: Mapping[int, float], b: Mapping[int, float]) -> tuple[list[int], 
     seeds = sorted(set(a) & set(b))
     xa = np.array([a[s] for s in seeds], dtype=np.float64)
     xb = np.array([b[s] for s in seeds], dtype=np.float64)
-    return seeds, xa, xb, _clean(xb - xa)
+    return seeds, xa, xb, _denoised(xb - xa)
 
 
 def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: float = CONFIDENCE) -> dict:
@@ -176,7 +174,7 @@ def paired_tests(a: Mapping[int, float], b: Mapping[int, float], confidence: flo
         )
         return out
     low, high = prediction_interval(out["mean_difference"], out["std_difference"], n, confidence)
-    out.update(pi_low=_num(low), pi_high=_num(high))
+    out.update(pi_low=finite_or_none(low), pi_high=finite_or_none(high))
     out.update(_paired_t_test(xa, xb, d, confidence))
     out.update(_wilcoxon_test(d))
     return out
@@ -186,17 +184,17 @@ def _paired_t_test(xa: np.ndarray, xb: np.ndarray, d: np.ndarray, confidence: fl
     """scipy's ttest_rel of b against a, or why it is undefined (every difference the same)."""
     n = d.size
     if np.ptp(d) == 0:
-        what = "zero" if d[0] == 0 else f"equal ({pp(d[0]):+.2f} percentage points)"
+        what = "zero" if d[0] == 0 else _equal_points(d[0])
         note = f"all {n} differences are {what}: zero variance, the t-test is undefined"
         return {"t_note": note, "ci_low": float(d[0]), "ci_high": float(d[0])}
     t = sps.ttest_rel(xb, xa)
     ci = t.confidence_interval(confidence)
     return {
-        "t_statistic": _num(t.statistic),
+        "t_statistic": finite_or_none(t.statistic),
         "t_df": int(t.df),
-        "t_pvalue": _num(t.pvalue),
-        "ci_low": _num(ci.low),
-        "ci_high": _num(ci.high),
+        "t_pvalue": finite_or_none(t.pvalue),
+        "ci_low": finite_or_none(ci.low),
+        "ci_high": finite_or_none(ci.high),
     }
 
 
@@ -218,7 +216,7 @@ def _wilcoxon_test(d: np.ndarray) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy warns about small samples
         w = sps.wilcoxon(d, zero_method="wilcox", method=scipy_method)
-    out.update(wilcoxon_statistic=_num(w.statistic), wilcoxon_pvalue=_num(w.pvalue))
+    out.update(wilcoxon_statistic=finite_or_none(w.statistic), wilcoxon_pvalue=finite_or_none(w.pvalue))
     if nonzero < n:
         out["wilcoxon_note"] = f"{n - nonzero} zero difference(s) dropped (zero_method='wilcox')"
     return out
@@ -257,21 +255,21 @@ def equivalence_test(a: Mapping[int, float], b: Mapping[int, float], margin: flo
         return out
     if np.ptp(d) == 0:
         # statsmodels would divide by a zero standard error (t = +-inf, p = 0): no test to speak of.
-        what = "zero" if d[0] == 0 else f"equal ({pp(d[0]):+.2f} percentage points)"
+        what = "zero" if d[0] == 0 else _equal_points(d[0])
         out.update(ci_low=float(d[0]), ci_high=float(d[0]))
         out["note"] = f"all {n} differences are {what}: zero variance, the TOST is undefined"
         return out
     pvalue, (t_lower, p_lower, df), (t_upper, p_upper, _) = ttost_paired(xb, xa, -margin, margin)
     ci = sps.ttest_rel(xb, xa).confidence_interval(1 - 2 * alpha)
     out.update(
-        ci_low=_num(ci.low),
-        ci_high=_num(ci.high),
-        t_lower=_num(t_lower),
-        p_lower=_num(p_lower),
-        t_upper=_num(t_upper),
-        p_upper=_num(p_upper),
+        ci_low=finite_or_none(ci.low),
+        ci_high=finite_or_none(ci.high),
+        t_lower=finite_or_none(t_lower),
+        p_lower=finite_or_none(p_lower),
+        t_upper=finite_or_none(t_upper),
+        p_upper=finite_or_none(p_upper),
         df=int(df),
-        pvalue=_num(pvalue),
+        pvalue=finite_or_none(pvalue),
         equivalent=bool(pvalue < alpha),
     )
     return out
@@ -301,132 +299,23 @@ def mcnemar_test(y_true, pred_a, pred_b) -> dict:
         "only_a": table[0][1],
         "only_b": table[1][0],
         "both_wrong": table[1][1],
-        "statistic": _num(result.statistic),
-        "pvalue": _num(result.pvalue),
+        "statistic": finite_or_none(result.statistic),
+        "pvalue": finite_or_none(result.pvalue),
         "agreement": float(np.mean(pred_a == pred_b)) if n else None,
         "n_disagree": int(np.sum(pred_a != pred_b)),
     }
 
 
-def pp(fraction: float) -> float:
-    """A fraction as percent / percentage points."""
-    return 100.0 * fraction
+def holm(pvalues: Sequence[float | None], alpha: float = ALPHA) -> list[float | None]:
+    """Holm's step-down adjustment of a family of p-values (statsmodels ``multipletests``, method "holm").
 
-
-def verdict(
-    paired: dict,
-    mcnemar_by_seed: Mapping[int, dict],
-    name_a: str,
-    name_b: str,
-    alpha: float = ALPHA,
-    equivalence: dict | None = None,
-) -> list[str]:
-    """Plain-language conclusions, each derived from the numbers passed in (b - a differences).
-
-    ``equivalence`` (from :func:`equivalence_test`) adds its sentence after the t-test's.
+    One p-value per pair of frameworks; a None (an undefined test) stays None and is not counted
+    in the family. With one p-value the adjusted one is that p-value itself.
     """
-    lines = [_t_test_sentence(paired, name_a, name_b, alpha)]
-    if equivalence is not None:
-        lines.append(equivalence_sentence(equivalence, name_a, name_b, alpha))
-    wilcoxon = _wilcoxon_sentence(paired, alpha)
-    if wilcoxon is not None:
-        lines.append(wilcoxon)
-    if mcnemar_by_seed:
-        lines.append(_mcnemar_sentence(list(mcnemar_by_seed.values()), name_a, name_b, alpha))
-    return lines
-
-
-def _t_test_sentence(paired: dict, name_a: str, name_b: str, alpha: float) -> str:
-    """The mean difference over seeds and what the paired t-test says of it."""
-    seeds_word = plural(paired["n_pairs"], "paired seed")
-    p_t, mean_d = paired["t_pvalue"], paired["mean_difference"]
-    if mean_d is None:
-        return "No seed has results for both frameworks, so they cannot be compared."
-    if p_t is None:
-        return (
-            f"No paired t-test across seeds: {paired['t_note']}. "
-            f"{name_b} minus {name_a} = {pp(mean_d):+.2f} percentage points over {seeds_word}."
-        )
-    ci = f"95 % CI {pp(paired['ci_low']):+.2f} to {pp(paired['ci_high']):+.2f}"
-    if p_t < alpha:
-        better, worse = (name_b, name_a) if mean_d > 0 else (name_a, name_b)
-        return (
-            f"{better} is more accurate than {worse}, by {abs(pp(mean_d)):.2f} percentage points "
-            f"on average over {seeds_word} ({name_b} minus {name_a}: {ci}; "
-            f"paired t-test p = {format_p(p_t)} < {alpha})."
-        )
-    return (
-        f"No significant difference in test accuracy at alpha = {alpha}: {name_b} minus "
-        f"{name_a} = {pp(mean_d):+.2f} percentage points on average over {seeds_word} "
-        f"({ci}; paired t-test p = {format_p(p_t)})."
-    )
-
-
-def equivalence_sentence(eq: dict, name_a: str, name_b: str, alpha: float = ALPHA) -> str:
-    """Either "Equivalent within +-m points" with the 90 % CI, or "Equivalence ... not shown"."""
-    margin = format_margin(pp(eq["margin"]))
-    if eq["pvalue"] is None:
-        return f"Equivalence within ±{margin} points not shown: {eq['note']}."
-    ci = f"{pp(eq['ci_low']):+.2f} to {pp(eq['ci_high']):+.2f} points"
-    level = f"{100 * eq['confidence']:.0f} % CI"
-    if eq["equivalent"]:
-        return (
-            f"Equivalent within ±{margin} points: the {level} of {name_b} minus {name_a}, {ci}, lies within "
-            f"±{margin} (paired TOST p = {format_p(eq['pvalue'])} < {alpha})."
-        )
-    return (
-        f"Equivalence within ±{margin} points not shown: the {level} of {name_b} minus {name_a}, {ci}, "
-        f"reaches beyond ±{margin} (paired TOST p = {format_p(eq['pvalue'])})."
-    )
-
-
-def _wilcoxon_sentence(paired: dict, alpha: float) -> str | None:
-    """The Wilcoxon test's p-value and whether it can, and does, agree with the t-test."""
-    p_w, p_t, smallest = paired["wilcoxon_pvalue"], paired["t_pvalue"], paired["wilcoxon_smallest_p"]
-    if p_w is None:
-        if paired["wilcoxon_note"] and paired["n_pairs"] >= 2:
-            return f"No Wilcoxon signed-rank test: {paired['wilcoxon_note']}."
-        return None
-    text = f"The Wilcoxon signed-rank test gives p = {format_p(p_w)}"
-    if smallest is not None and smallest >= alpha:
-        text += (
-            f"; with {paired['wilcoxon_n_nonzero']} non-zero differences its smallest possible "
-            f"p-value is {format_p(smallest)}, so on its own it cannot reach significance at "
-            f"alpha = {alpha}"
-        )
-    elif p_t is not None and (p_w < alpha) != (p_t < alpha):
-        text += ", which disagrees with the t-test: treat the difference as uncertain"
-    elif p_t is not None:
-        text += ", in line with the t-test"
-    return text + "."
-
-
-def _mcnemar_sentence(results: list[dict], name_a: str, name_b: str, alpha: float) -> str:
-    """In how many seeds McNemar's test finds a difference, who is ahead there, how often they agree."""
-    pvals = [r["pvalue"] for r in results if r["pvalue"] is not None]
-    significant = [r for r in results if r["pvalue"] is not None and r["pvalue"] < alpha]
-    agree = [pp(r["agreement"]) for r in results if r["agreement"] is not None]
-    k, m = len(significant), len(results)
-    text = (
-        f"Per seed, the exact McNemar test on the same {results[0]['n']:,} test images finds a "
-        f"significant difference (p < {alpha}) in {k} of {plural(m, 'seed')}"
-    )
-    if pvals:
-        low, high = min(pvals), max(pvals)
-        text += f" (p = {format_p(low)})" if m == 1 else f" (p from {format_p(low)} to {format_p(high)})"
-    if significant:
-        b_ahead = sum(r["only_b"] > r["only_a"] for r in significant)
-        parts = []
-        if b_ahead:
-            parts.append(f"{name_b} ahead in {b_ahead}")
-        if k - b_ahead:
-            parts.append(f"{name_a} ahead in {k - b_ahead}")
-        text += ": " + ", ".join(parts)
-    if agree:
-        span = (
-            f"{min(agree):.1f} %"
-            if len(agree) == 1 or min(agree) == max(agree)
-            else (f"{min(agree):.1f} to {max(agree):.1f} %")
-        )
-        text += f". The two frameworks predict the same class for {span} of the test images"
-    return text + "."
+    present = [i for i, p in enumerate(pvalues) if p is not None]
+    adjusted: list[float | None] = [None] * len(pvalues)
+    if present:
+        _, corrected, _, _ = multipletests([pvalues[i] for i in present], alpha=alpha, method="holm")
+        for i, p in zip(present, corrected, strict=True):
+            adjusted[i] = finite_or_none(p)
+    return adjusted
