@@ -16,6 +16,8 @@ import numpy as np
 import pytest
 from conftest import make_workspace, run
 
+from lenet_compare.core import layout
+
 pytestmark = pytest.mark.slow
 
 FRAMEWORKS = ("torch", "tensorflow")
@@ -32,7 +34,7 @@ def both_engines(tmp_path_factory):
     """The same tiny workspace run by Snakemake and, in a copy, by DVC with OMP_NUM_THREADS=2."""
     root = tmp_path_factory.mktemp("threads")
     by_snakemake = make_workspace(root / "snakemake")
-    targets = [f"reports/runs/{fw}/seed0/metrics.json" for fw in FRAMEWORKS]
+    targets = [layout.run_file("metrics", fw, 0).as_posix() for fw in FRAMEWORKS]
     run(["snakemake", *targets, "--cores", "2"], by_snakemake)
     by_dvc = make_workspace(root / "dvc")
     # train.threads is 1 in the tiny params (the default): the shell says otherwise.
@@ -43,11 +45,11 @@ def both_engines(tmp_path_factory):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_both_engines_train_and_predict_the_same(both_engines, framework):
     by_snakemake, by_dvc = both_engines
-    runs = f"reports/runs/{framework}/seed0"
-    history = history_without_timings(by_snakemake / runs / "history.csv")
+    history_csv = layout.run_file("history", framework, 0)
+    history = history_without_timings(by_snakemake / history_csv)
     assert len(history) == 2
-    assert history == history_without_timings(by_dvc / runs / "history.csv")
-    predictions = f"data/predictions/{framework}/seed0.npz"
+    assert history == history_without_timings(by_dvc / history_csv)
+    predictions = layout.run_files(framework, 0)["predictions"]
     with np.load(by_snakemake / predictions) as a, np.load(by_dvc / predictions) as b:
         assert np.array_equal(a["logits"], b["logits"]) and np.array_equal(a["y_pred"], b["y_pred"])
 
@@ -55,8 +57,8 @@ def test_both_engines_train_and_predict_the_same(both_engines, framework):
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_the_thread_count_is_recorded(both_engines, framework):
     for workspace in both_engines:
-        runs = workspace / f"reports/runs/{framework}/seed0"
-        record = json.loads((runs / "run.json").read_text())
+        record = json.loads((workspace / layout.run_file("run", framework, 0)).read_text())
         assert record["threads"] == 1
         assert record["framework_details"]["threads"] == {"intra_op": 1, "inter_op": 1}
-        assert json.loads((runs / "metrics.json").read_text())["threads"] == {"intra_op": 1, "inter_op": 1}
+        metrics = json.loads((workspace / layout.run_file("metrics", framework, 0)).read_text())
+        assert metrics["threads"] == {"intra_op": 1, "inter_op": 1}

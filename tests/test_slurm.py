@@ -122,7 +122,7 @@ def results(node, path: str = "") -> dict:
 def compared_files(workspace: Path) -> list[Path]:
     """Every run's metrics and the ablation's per-run results, relative to the workspace."""
     reports = workspace / "reports"
-    files = [*reports.glob("runs/*/seed*/metrics.json"), *reports.glob("ablation/runs/*/seed*.json")]
+    files = [*reports.glob("runs/*/seed*/metrics.json"), *reports.glob("ablation/runs/*/seed*/*.json")]
     for summary in ("metrics.json", "ablation.json"):
         if (reports / summary).exists():
             files.append(reports / summary)

@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 from conftest import env_with_venv, tiny_params, write_params
 
+from lenet_compare.core import layout
 from lenet_compare.train import scores
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,14 +41,16 @@ def cpu_params(**overrides) -> dict:
 
 
 def outputs(root: Path, framework: str, seed: int = 0) -> dict[str, Path]:
-    run_dir = root / "reports" / "runs" / framework / f"seed{seed}"
+    def at(pattern: str) -> Path:
+        return root / pattern.format(framework=framework, seed=seed)
+
     return {
-        "model_dir": root / "data" / "models" / framework / f"seed{seed}",
-        "history": run_dir / "history.csv",
-        "run_record": run_dir / "run.json",
-        "predictions": root / "data" / "predictions" / framework / f"seed{seed}.npz",
-        "metrics": run_dir / "metrics.json",
-        "checkpoint_dir": root / "data" / "checkpoints" / framework / f"seed{seed}",
+        "model_dir": at(layout.MODEL_DIR),
+        "history": at(layout.RUN["history"]),
+        "run_record": at(layout.RUN["run"]),
+        "predictions": at(layout.PREDICTIONS),
+        "metrics": at(layout.RUN["metrics"]),
+        "checkpoint_dir": at(layout.CHECKPOINT_DIR),
     }
 
 

@@ -10,26 +10,7 @@ rule benchmark:
         cache=PREPARED,
         raw=RAW,
         script="workflow/scripts/benchmark.py",
-        code=[
-            "src/lenet_compare/bench/training.py",
-            "src/lenet_compare/bench/pipeline.py",
-            "src/lenet_compare/bench/report.py",
-            "src/lenet_compare/core/article.py",
-            "src/lenet_compare/report/common.py",
-            "src/lenet_compare/report/render.py",
-            "src/lenet_compare/report/figures.py",
-            "src/lenet_compare/report/templates/benchmark.md.j2",
-            "src/lenet_compare/train/torch_backend.py",
-            "src/lenet_compare/train/tensorflow_backend.py",
-            "src/lenet_compare/evaluate/inference_timing.py",
-            "src/lenet_compare/train/init_weights.py",
-            "src/lenet_compare/train/minibatches.py",
-            "src/lenet_compare/train/scores.py",
-            "src/lenet_compare/train/divergence.py",
-            "src/lenet_compare/train/history.py",
-            "src/lenet_compare/core/spec.py",
-            "src/lenet_compare/data/dataset.py",
-        ],
+        code=CODE["benchmark"],
     output:
         json="reports/benchmark.json",
         md="reports/benchmark.md",
@@ -42,8 +23,7 @@ rule benchmark:
     # params.yaml whole (a tiny version of it), but listing every key would rerun a
     # 20-minute benchmark on any change of the experiment.
     params:
+        **params_of("benchmark"),
         raw_dir=raw_dir,
-        model=config["model"],
-        train=config["train"],
     shell:
         "python {input.script} --cache {input.cache} --raw-dir {params.raw_dir} --out-json {output.json} --out-md {output.md} --figure {output.figure} --log {log}"

@@ -8,10 +8,7 @@
 rule download:
     input:
         script="workflow/scripts/download.py",
-        code=[
-            "src/lenet_compare/data/download.py",
-            "src/lenet_compare/data/fashion_mnist.py",
-        ],
+        code=CODE["download"],
     output:
         raw=RAW,
         provenance="reports/data/provenance.json",
@@ -20,8 +17,8 @@ rule download:
     # data.download_timeout / download_retries are read too but not listed: they change how
     # long a download may take, never which (checksum-verified) bytes it delivers.
     params:
+        **params_of("download"),
         raw_dir=raw_dir,
-        sources=config["data"]["sources"],
     shell:
         "python {input.script} --out-dir {params.raw_dir} --provenance {output.provenance} --log {log}"
 
@@ -30,22 +27,14 @@ rule prepare:
     input:
         raw=RAW,
         script="workflow/scripts/prepare.py",
-        code=[
-            "src/lenet_compare/data/dataset.py",
-            "src/lenet_compare/data/idx.py",
-            "src/lenet_compare/data/fashion_mnist.py",
-        ],
+        code=CODE["prepare"],
     output:
         cache=PREPARED,
         summary="reports/data/prepared.json",
     log:
         "logs/prepare.log",
     params:
+        **params_of("prepare"),
         raw_dir=raw_dir,
-        val_size=config["data"]["val_size"],
-        split_seed=config["data"]["split_seed"],
-        limit_train=config["data"]["limit_train"],
-        limit_test=config["data"]["limit_test"],
-        normalize=config["data"]["normalize"],
     shell:
         "python {input.script} --raw-dir {params.raw_dir} --out {output.cache} --summary {output.summary} --log {log}"

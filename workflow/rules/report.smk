@@ -28,43 +28,14 @@ FIGURE_SUBCATEGORIES = {
 
 rule report:
     input:
-        metrics=expand(
-            "reports/runs/{framework}/seed{seed}/metrics.json",
-            framework=config["frameworks"],
-            seed=config["seeds"],
-        ),
-        history=expand(
-            "reports/runs/{framework}/seed{seed}/history.csv",
-            framework=config["frameworks"],
-            seed=config["seeds"],
-        ),
-        run=expand(
-            "reports/runs/{framework}/seed{seed}/run.json",
-            framework=config["frameworks"],
-            seed=config["seeds"],
-        ),
-        predictions=expand(
-            "data/predictions/{framework}/seed{seed}.npz",
-            framework=config["frameworks"],
-            seed=config["seeds"],
-        ),
+        metrics=main_runs("metrics"),
+        history=main_runs("history"),
+        run=main_runs("run"),
+        predictions=all_predictions(),
         cache=PREPARED,
         ablation="reports/ablation.json",
         script="workflow/scripts/report.py",
-        code=[
-            "src/lenet_compare/report/compare.py",
-            "src/lenet_compare/core/article.py",
-            "src/lenet_compare/report/render.py",
-            "src/lenet_compare/report/stats.py",
-            "src/lenet_compare/report/figures.py",
-            "src/lenet_compare/evaluate/classification.py",
-            "src/lenet_compare/evaluate/inference_timing.py",
-            "src/lenet_compare/report/common.py",
-            "src/lenet_compare/data/dataset.py",
-            "src/lenet_compare/train/history.py",
-            "src/lenet_compare/report/templates/report.md.j2",
-            "src/lenet_compare/report/templates/page.html.j2",
-        ],
+        code=CODE["report"],
     output:
         md="reports/report.md",
         html=report(
@@ -104,20 +75,11 @@ rule report:
     log:
         "logs/report.log",
     params:
+        **params_of("report"),
         runs_dir=runs_dir,
         predictions_dir=predictions_dir,
         figures_dir=figures_dir,
         plots_dir=plots_dir,
-        frameworks=config["frameworks"],
-        seeds=config["seeds"],
-        model=config["model"],
-        train=config["train"],
-        val_size=config["data"]["val_size"],
-        split_seed=config["data"]["split_seed"],
-        limit_train=config["data"]["limit_train"],
-        limit_test=config["data"]["limit_test"],
-        normalize=config["data"]["normalize"],
-        equivalence_margin=config["report"]["equivalence_margin"],
     shell:
         "python {input.script} --runs-dir {params.runs_dir} --predictions-dir {params.predictions_dir} "
         "--cache {input.cache} --out-md {output.md} --out-html {output.html} --metrics {output.metrics} "

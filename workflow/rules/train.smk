@@ -4,11 +4,6 @@
 from lenet_compare.core.frameworks import FRAMEWORKS
 from lenet_compare.train.devices import uses_gpu
 
-METRICS = expand(
-    "reports/runs/{framework}/seed{seed}/metrics.json",
-    framework=config["frameworks"],
-    seed=config["seeds"],
-)
 # 1 when training jobs will run on a GPU, so `--resources gpu=N` caps concurrent GPU jobs.
 # Decided once, at parse time, by lenet_compare.train.devices (no framework import).
 TRAIN_GPUS = int(uses_gpu(config["train"]["device"]))
@@ -21,21 +16,19 @@ JOB_THREADS = config["train"]["threads"]
 wildcard_constraints:
     framework="|".join(FRAMEWORKS),
     seed=r"\d+",
+    run=r"[a-z_]+",
 
 
 rule init:
     input:
         script="workflow/scripts/init.py",
-        code=[
-            "src/lenet_compare/train/init_weights.py",
-            "src/lenet_compare/core/spec.py",
-        ],
+        code=CODE["init"],
     output:
-        weights="data/init/seed{seed}.npz",
+        weights=layout.INIT,
     log:
         "logs/init/seed{seed}.log",
     params:
-        model=config["model"],
+        **params_of("init"),
     shell:
         "python {input.script} --seed {wildcards.seed} --out {output.weights} --log {log}"
 
@@ -43,29 +36,16 @@ rule init:
 rule train:
     input:
         data=PREPARED,
-        init="data/init/seed{seed}.npz",
+        init=layout.INIT,
         script="workflow/scripts/train.py",
-        code=[
-            "src/lenet_compare/train/{framework}_backend.py",
-            "src/lenet_compare/train/job.py",
-            "src/lenet_compare/train/loop.py",
-            "src/lenet_compare/train/live.py",
-            "src/lenet_compare/train/checkpoints.py",
-            "src/lenet_compare/train/divergence.py",
-            "src/lenet_compare/train/scores.py",
-            "src/lenet_compare/train/minibatches.py",
-            "src/lenet_compare/train/init_weights.py",
-            "src/lenet_compare/train/history.py",
-            "src/lenet_compare/core/spec.py",
-            "src/lenet_compare/data/dataset.py",
-        ],
+        code=CODE["train"],
     output:
-        model_dir=directory("data/models/{framework}/seed{seed}"),
-        history="reports/runs/{framework}/seed{seed}/history.csv",
-        run_record="reports/runs/{framework}/seed{seed}/run.json",
+        model_dir=directory(layout.MODEL_DIR),
+        history=layout.RUN["history"],
+        run_record=layout.RUN["run"],
         # Each epoch's metrics as it ends, in DVCLive's format (docs/live-metrics.md). Rebuilt
         # from the checkpoint when a job resumes, so Snakemake deleting it after a failure is fine.
-        live=directory("reports/runs/{framework}/seed{seed}/live"),
+        live=directory(layout.RUN["live"]),
     log:
         "logs/train/{framework}/seed{seed}.log",
     # Wall time, CPU time and peak memory of the whole job, as Snakemake sees it.
@@ -75,10 +55,9 @@ rule train:
     resources:
         gpu=TRAIN_GPUS,
     params:
-        model=config["model"],
-        train=config["train"],
+        **params_of("train"),
         # Not an output: Snakemake deletes a failed job's outputs, and the checkpoint must survive.
-        checkpoint_dir="data/checkpoints/{framework}/seed{seed}",
+        checkpoint_dir=layout.CHECKPOINT_DIR,
     shell:
         "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --init {input.init} --model-dir {output.model_dir} --history {output.history} --run-record {output.run_record} --checkpoint-dir {params.checkpoint_dir} --live-dir {output.live} --log {log}"
 
@@ -86,28 +65,19 @@ rule train:
 rule evaluate:
     input:
         data=PREPARED,
-        model_dir="data/models/{framework}/seed{seed}",
-        run_record="reports/runs/{framework}/seed{seed}/run.json",
+        model_dir=layout.MODEL_DIR,
+        run_record=layout.RUN["run"],
         script="workflow/scripts/evaluate.py",
-        code=[
-            "src/lenet_compare/train/{framework}_backend.py",
-            "src/lenet_compare/train/scores.py",
-            "src/lenet_compare/train/minibatches.py",
-            "src/lenet_compare/core/spec.py",
-            "src/lenet_compare/evaluate/classification.py",
-            "src/lenet_compare/evaluate/inference_timing.py",
-            "src/lenet_compare/data/fashion_mnist.py",
-            "src/lenet_compare/data/dataset.py",
-        ],
+        code=CODE["evaluate"],
     output:
-        predictions="data/predictions/{framework}/seed{seed}.npz",
-        metrics="reports/runs/{framework}/seed{seed}/metrics.json",
+        predictions=layout.PREDICTIONS,
+        metrics=layout.RUN["metrics"],
     log:
         "logs/evaluate/{framework}/seed{seed}.log",
     benchmark:
         "logs/benchmarks/evaluate/{framework}/seed{seed}.tsv"
     threads: JOB_THREADS
     params:
-        threads=config["train"]["threads"],
+        **params_of("evaluate"),
     shell:
         "python {input.script} --framework {wildcards.framework} --seed {wildcards.seed} --data {input.data} --model-dir {input.model_dir} --run-record {input.run_record} --predictions {output.predictions} --metrics {output.metrics} --log {log}"

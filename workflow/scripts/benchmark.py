@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from lenet_compare.bench import pipeline, report, training
+from lenet_compare.bench import measure, pipeline, report
 from lenet_compare.core import cli
 from lenet_compare.core.atomic import write_json
 from lenet_compare.core.config import load_params
@@ -37,7 +37,7 @@ def main(args) -> None:
     with tempfile.TemporaryDirectory(prefix="lenet-benchmark-") as tmp:
         workdir = Path(tmp)
         measured = {
-            framework: training.measure_framework(
+            framework: measure.measure_framework(
                 framework,
                 params=args.params,
                 cache=args.cache,

@@ -360,11 +360,11 @@ def write_markdown(result_json: Path, out_md: Path, figure: Path) -> None:
 
 def figure(result: dict, path: str | Path) -> Path:
     """Left: seconds per epoch per variant and framework (bar: median, dots: repetitions). Right: seeds scaling."""
-    from lenet_compare.report import figures  # matplotlib and seaborn: only when drawing
+    from lenet_compare.bench import figures  # matplotlib and seaborn: only when drawing
 
     seconds = pd.DataFrame(
         [
-            {"Framework": figures.label(f), "variant": VARIANT_LABELS[name], "seconds": x}
+            {"Framework": FRAMEWORK_NAMES.get(f, f), "variant": VARIANT_LABELS[name], "seconds": x}
             for f, fw in result["frameworks"].items()
             for name, v in fw["variants"].items()
             for x in v["seconds"]

@@ -22,8 +22,8 @@ Variants: ``plain`` and ``ours`` are the backend's Trainer with ``train.fast`` f
 only) is the article's code: torchvision's FashionMNIST dataset with ``ToTensor`` and
 ``DataLoader(shuffle=False)``, the classic loop (lenet_compare.core.article's learning rate).
 
-This module imports no framework at module level: the orchestration functions at the bottom
-run in the benchmark's own (framework-free) process.
+This module is the child process's program; lenet_compare.bench.measure starts it from the
+benchmark's own (framework-free) process. It imports no framework at module level.
 """
 
 from __future__ import annotations
@@ -31,11 +31,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
-import json
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -317,77 +314,6 @@ def arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-model", type=Path, help="timing: save the fast path's model here; eval: load it")
     p.add_argument("--out", type=Path, required=True, help="JSON result")
     return p
-
-
-# ---- orchestration, in the benchmark's framework-free process ----
-
-
-def run_child(argv: list[str], what: str) -> dict:
-    """Run ``python -m lenet_compare.bench.training ARGV`` and return its JSON result.
-
-    Its log goes straight to this process's stderr, so a long benchmark shows progress.
-    """
-    out = Path(argv[argv.index("--out") + 1])
-    cmd = [sys.executable, "-m", "lenet_compare.bench.training", *argv]
-    start = time.perf_counter()
-    result = subprocess.run(cmd, stdin=subprocess.DEVNULL, check=False)
-    if result.returncode != 0:
-        raise PipelineError(f"the {what} process failed with exit status {result.returncode}: {' '.join(cmd)}")
-    cli.log.info("%s: done in %.1f s", what, time.perf_counter() - start)
-    return json.loads(out.read_text(encoding="utf-8"))
-
-
-def measure_framework(
-    framework: str,
-    *,
-    params: Path,
-    cache: Path,
-    raw_dir: Path,
-    images: int,
-    repeats: int,
-    warmup: int,
-    workdir: Path,
-) -> dict:
-    """Timing, memory per variant and evaluation speed of one framework, each in its own process."""
-    common = ["--framework", framework, "--params", str(params), "--cache", str(cache), "--raw-dir", str(raw_dir)]
-    common += ["--images", str(images)]
-    model_dir = workdir / f"{framework}-model"
-    timing = run_child(
-        [
-            *common,
-            "--mode",
-            "timing",
-            "--repeats",
-            str(repeats),
-            "--warmup",
-            str(warmup),
-            "--save-model",
-            str(model_dir),
-            "--out",
-            str(workdir / f"{framework}-timing.json"),
-        ],
-        f"{framework} timing",
-    )
-    memory = {
-        variant: run_child(
-            [
-                *common,
-                "--mode",
-                "memory",
-                "--variant",
-                variant,
-                "--out",
-                str(workdir / f"{framework}-memory-{variant}.json"),
-            ],
-            f"{framework} {variant} memory",
-        )
-        for variant in VARIANTS[framework]
-    }
-    evaluation = run_child(
-        [*common, "--mode", "eval", "--save-model", str(model_dir), "--out", str(workdir / f"{framework}-eval.json")],
-        f"{framework} evaluation",
-    )
-    return {"timing": timing, "memory": memory, "evaluation": evaluation}
 
 
 if __name__ == "__main__":
