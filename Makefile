@@ -6,10 +6,11 @@ BIN := $(CURDIR)/$(VENV)/bin
 # lines say `python ...`, and both engines must find the same interpreter.
 export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
-# Free disk a new .venv/ needs, in GiB: its measured peak while installing plus a margin.
+# Free disk a new .venv/ needs, in GiB: more than the venv itself, as pip unpacks wheels beside
+# what it has installed (docs/development.md), plus a margin.
 SETUP_GIB ?= 16
 
-.PHONY: setup data-source run demo dvc-repro ablation benchmark test lint format snakemake-report screenshot clean
+.PHONY: setup data-source run demo dvc-repro ablation benchmark test test-fast lint format snakemake-report screenshot clean
 
 setup: $(STAMP)
 
@@ -17,7 +18,7 @@ setup: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 		{ echo "error: Python 3.11 is required (torch/tensorflow pins); set PYTHON=python3.11"; exit 1; }
-	@# A new venv needs SETUP_GIB free (measured peak, docs/development.md); stop before pip does.
+	@# A new venv needs SETUP_GIB free (docs/development.md); stop before pip does.
 	@[ -d $(VENV) ] || $(PYTHON) tools/check_free_disk.py $(VENV) $(SETUP_GIB)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -43,9 +44,9 @@ run: setup data-source
 		snakemake --cores 4 --resources gpu=1 --forceall; \
 	fi
 
-# A first look in about two minutes: the whole pipeline (both frameworks, 2 seeds, the ablation,
+# A first look in a few minutes: the whole pipeline (every framework, 2 seeds, the ablation,
 # the report) on a small subset, in a throwaway copy of the checkout (tools/demo.py). Nothing in
-# the checkout is written. Ends by printing the path of its report.html.
+# the checkout is written. Ends with the run's one-line answer and the path of its report.html.
 demo: setup
 	python tools/demo.py
 
@@ -62,8 +63,14 @@ ablation: setup data-source
 benchmark: setup data-source
 	snakemake benchmark --cores 4 --resources gpu=1
 
+# Everything: the fast tier below plus the tests that train or run whole engines (tiny subsets).
 test: setup
 	python -m pytest
+
+# The everyday command while you work: every test that trains nothing and runs no engine
+# (the tests marked slow are left out; docs/development.md).
+test-fast: setup
+	python -m pytest -m "not slow"
 
 # `snakemake --lint` exits 1 for its conda/container notes alone, which this project declines on
 # purpose (docs/snakemake.md); the wrapper fails on any other finding.

@@ -19,13 +19,15 @@ import pytest
 import yaml
 from conftest import DEBIAN_DIR, REPO, run
 
+from lenet_compare.ablation.factors import runs_to_train
 from lenet_compare.bench.pipeline import commit_all, copy_checkout
+from lenet_compare.core import layout
+from lenet_compare.core.article import PAIR
 from lenet_compare.data.fashion_mnist import FILES as RAW_FILES
-from lenet_compare.report.common import FIGURES
+from lenet_compare.report.common import FIGURES, headline
 
 pytestmark = pytest.mark.slow
 
-FRAMEWORKS = ("torch", "tensorflow")
 SEEDS = (0, 1)
 
 
@@ -61,11 +63,14 @@ def demo(tmp_path_factory) -> tuple[Path, Path, dict, dict, str]:
     return checkout, dest, before, snapshot(checkout), result.stdout
 
 
-def test_it_ends_with_the_path_of_its_report(demo):
+def test_it_ends_with_the_answer_and_the_path_of_its_report(demo):
     _, dest, _, _, stdout = demo
-    last = stdout.strip().splitlines()[-1]
+    *_, answer, last = stdout.strip().splitlines()
     assert last == str(dest / "reports" / "report.html")
     assert "</html>" in Path(last).read_text()
+    # The run's one-line answer, as the report step wrote it into the demo's log.
+    assert answer == headline(dest / "reports" / "metrics.json", dest / "reports" / "report.html")
+    assert answer in (dest / "logs" / "demo.log").read_text()
 
 
 def test_it_ran_the_whole_pipeline_on_the_subset(demo):
@@ -74,7 +79,9 @@ def test_it_ran_the_whole_pipeline_on_the_subset(demo):
     assert params["seeds"] == list(SEEDS) and params["ablation"]["seeds"] == list(SEEDS)
     assert params["data"]["sources"] == [str(checkout / "data" / "raw")]
 
-    n = len(FRAMEWORKS) * len(SEEDS)
+    frameworks = params["frameworks"]
+    n = len(frameworks) * len(SEEDS)
+    ablation_runs = sum(len(runs_to_train(params, f)) for f in PAIR)
     stats = job_stats((dest / "logs" / "demo.log").read_text())
     expected = {
         "download": 1,
@@ -82,16 +89,16 @@ def test_it_ran_the_whole_pipeline_on_the_subset(demo):
         "init": len(SEEDS),
         "train": n,
         "evaluate": n,
-        "ablation_train": n,
+        "ablation_train": ablation_runs * len(SEEDS),  # one job per trained run
         "ablation": 1,
         "report": 1,
         "all": 1,
     }
     assert stats == {**expected, "total": sum(expected.values())}
     assert json.loads((dest / "reports" / "metrics.json").read_text())["n_seeds"] == len(SEEDS)
-    for f in FRAMEWORKS:
+    for f in frameworks:
         for seed in SEEDS:
-            with np.load(dest / "data" / "predictions" / f / f"seed{seed}.npz") as predictions:
+            with np.load(dest / layout.run_files(f, seed)["predictions"]) as predictions:
                 assert predictions["y_pred"].size == params["data"]["limit_test"]
     for name in ["report.md", "ablation.md", "ablation.json", *(f"figures/{f}.png" for f in FIGURES)]:
         assert (dest / "reports" / name).stat().st_size > 0, name
