@@ -124,6 +124,21 @@ def workspace(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fake_cache(tmp_path_factory) -> Path:
+    """A prepared cache of 600 random training and 400 random test images (no download needed)."""
+    from idx_files import fake_dataset, write_gz_dir
+
+    from lenet_compare.data.dataset import prepare, save_prepared
+
+    root = tmp_path_factory.mktemp("fake-cache")
+    src = write_gz_dir(root / "raw", fake_dataset(n_train=600, n_test=400))
+    data = tiny_params()["data"] | {"limit_train": None, "limit_test": None, "val_size": 100}
+    arrays, meta = prepare(src, data)
+    save_prepared(root / "fashion_mnist.npz", arrays, meta)
+    return root / "fashion_mnist.npz"
+
+
+@pytest.fixture(scope="session")
 def small_cache(tmp_path_factory) -> Path:
     """A real prepared cache from the Debian files: 4,000 train, 1,000 val, 2,000 test images."""
     if not DEBIAN_DIR.is_dir():

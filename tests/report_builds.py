@@ -5,26 +5,10 @@ several test modules would run once per module). Helpers: tests/report_helpers.p
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from conftest import tiny_params, write_params
-from idx_files import fake_dataset, write_gz_dir
+from conftest import write_params
 from report_helpers import FRAMEWORKS, SEEDS, THREE, Built, build_here, outputs, read_built, report_step
 from synthetic_runs import params_for, write_runs
-
-from lenet_compare.data.dataset import prepare, save_prepared
-
-
-@pytest.fixture(scope="session")
-def fake_cache(tmp_path_factory) -> Path:
-    """A prepared cache of 600 random training and 400 random test images."""
-    root = tmp_path_factory.mktemp("fake-cache")
-    src = write_gz_dir(root / "raw", fake_dataset(n_train=600, n_test=400))
-    data = tiny_params()["data"] | {"limit_train": None, "limit_test": None, "val_size": 100}
-    arrays, meta = prepare(src, data)
-    save_prepared(root / "fashion_mnist.npz", arrays, meta)
-    return root / "fashion_mnist.npz"
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, default_params, run, tiny_params, write_params
-from idx_files import fake_dataset, write_gz_dir
 
 from lenet_compare.ablation import factors, inputs
 from lenet_compare.core import layout
 from lenet_compare.core.config import validate_params
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.data.dataset import prepare, save_prepared
 
 
 @pytest.fixture
@@ -207,17 +205,6 @@ def test_the_step_refuses_a_run_the_ablation_does_not_train(tmp_path, framework,
         f"logs/ablation/{framework}/seed0/{run_id}.log",
         "params.yaml",
     ]
-
-
-@pytest.fixture(scope="module")
-def fake_cache(tmp_path_factory) -> Path:
-    """A prepared cache of 600 random training and 400 random test images (no download needed)."""
-    root = tmp_path_factory.mktemp("fake-cache")
-    src = write_gz_dir(root / "raw", fake_dataset(n_train=600, n_test=400))
-    data = tiny_params()["data"] | {"limit_train": None, "limit_test": None, "val_size": 100}
-    arrays, meta = prepare(src, data)
-    save_prepared(root / "fashion_mnist.npz", arrays, meta)
-    return root / "fashion_mnist.npz"
 
 
 @pytest.mark.slow

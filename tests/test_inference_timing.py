@@ -23,7 +23,7 @@ from lenet_compare.core.spec import LeNetSpec
 from lenet_compare.evaluate import inference_timing
 from lenet_compare.evaluate.inference_timing import FASTEST, IDIOMATIC, NAIVE, InferencePath
 from lenet_compare.report.common import FRAMEWORK_NAMES
-from lenet_compare.report.compare import fastest_with_fastest
+from lenet_compare.report.sentences import fastest_with_fastest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -121,7 +121,7 @@ def test_float32_tolerance_by_hand():
 
 
 def summary_row(framework: str, name: str, size: int, path: str, ms: float) -> dict:
-    """A row of lenet_compare.report.compare.inference_summary."""
+    """A row of lenet_compare.report.analysis.inference_summary."""
     return {"framework": framework, "name": name, "batch_size": size, "path": path, "median_ms": {"mean": ms}}
 
 
