@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 STAMP := $(VENV)/.installed
 # Free disk a new .venv/ needs, in GiB: more than the venv itself, as pip unpacks wheels beside
 # what it has installed (docs/development.md), plus a margin.
-SETUP_GIB ?= 16
+SETUP_GIB ?= 18
 
 .PHONY: setup data-source run demo dvc-repro ablation benchmark test test-fast lint format snakemake-report screenshot clean
 
@@ -22,11 +22,12 @@ $(STAMP): requirements.txt pyproject.toml
 	@[ -d $(VENV) ] || $(PYTHON) tools/check_free_disk.py $(VENV) $(SETUP_GIB)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@# torch's CUDA 13 wheels and TensorFlow's CUDA 12 ones both install nvidia/cudnn/lib and
-	@# nvidia/nccl/lib under the same file names, and the last one pip installs wins. Make it
-	@# TensorFlow's on every machine (docs/slurm-and-gpus.md#one-cudnn-for-both).
+	@# torch's CUDA 13 wheels and the CUDA 12 ones of TensorFlow and JAX both install
+	@# nvidia/cudnn/lib, nvidia/nccl/lib and nvidia/nvshmem/lib under the same file names, and the
+	@# last one pip installs wins. Make it CUDA 12's on every machine
+	@# (docs/slurm-and-gpus.md#one-cudnn-for-both).
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
-		$$(grep -E '^nvidia-(cudnn|nccl)-cu12==' requirements.txt)
+		$$(grep -E '^nvidia-(cudnn|nccl|nvshmem)-cu12==' requirements.txt)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
@@ -44,7 +45,7 @@ run: setup data-source
 		snakemake --cores 4 --resources gpu=1 --forceall; \
 	fi
 
-# A first look in a few minutes: the whole pipeline (every framework, 2 seeds, the ablation,
+# A first look in a few minutes: the whole pipeline (all three frameworks, 2 seeds, the ablation,
 # the report) on a small subset, in a throwaway copy of the checkout (tools/demo.py). Nothing in
 # the checkout is written. Ends with the run's one-line answer and the path of its report.html.
 demo: setup

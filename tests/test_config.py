@@ -17,7 +17,7 @@ def test_committed_params_are_valid():
     ("key", "value", "expected"),
     [
         ("train.epochs", -1, r"train.epochs = -1 is not allowed: .*allowed: integer >= 1"),
-        ("frameworks", ["torch", "jax"], r"frameworks.1 = 'jax' is not allowed.*one of 'torch', 'tensorflow'"),
+        ("frameworks", ["torch", "mxnet"], r"frameworks.1 = 'mxnet' is not allowed.*'tensorflow', 'jax'"),
         ("data.normalize", "minmax", r"data.normalize = 'minmax' .*one of 'unit', 'standardize'"),
         ("train.device", "gpu", r"train.device = 'gpu' .*one of 'auto', 'cpu', 'cuda'"),
         ("data.val_size", "5000", r"data.val_size = '5000' .*allowed: integer >= 1"),

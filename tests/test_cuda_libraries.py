@@ -320,7 +320,7 @@ def test_xla_finds_ptxas_and_libdevice_of_its_cuda(tensorflow):
 # nvidia/cudnn/lib/libcudnn*.so.9, and nvidia-nccl-cu12 / -cu13 both nvidia/nccl/lib/libnccl.so.2:
 # whichever pip installs last wins. `make setup` reinstalls TensorFlow's two last, so every
 # machine gets the same files (docs/slurm-and-gpus.md, "One cuDNN for both").
-SHARED_BY_BOTH = ("nvidia-cudnn-cu13", "nvidia-nccl-cu13")
+SHARED_BY_BOTH = ("nvidia-cudnn-cu13", "nvidia-nccl-cu13", "nvidia-nvshmem-cu13")
 
 
 def test_the_shared_cudnn_is_tensorflows_cuda_12_build(tensorflow, torch):

@@ -1,8 +1,8 @@
 """The fast training path trains the same algorithm as the plain one (train.fast), on any CPU.
 
-Two checks, each run in a subprocess per framework (this file as a script: `python
-test_fast_path.py FRAMEWORK CACHE OUT [MUTATION]`), on 2,000 images = 63 steps at batch 32, the
-last one partial:
+Two checks, each run in a subprocess per framework (torch, tensorflow, jax; this file as a
+script: `python test_fast_path.py FRAMEWORK CACHE OUT [MUTATION]`), on 2,000 images = 63 steps at
+batch 32, the last one partial:
 
 - Step by step, from the same state. Before each step k both paths get the plain path's state
   after k-1 steps (weights, Adam's moments and step count); each then takes its own minibatch k
@@ -44,7 +44,9 @@ ADAM_ROUNDINGS = 16
 # over between CPUs. Measured on an Intel Xeon (AVX-512, 2 cores), gap / control for the loss
 # and the weights: torch 0.10 and 0.04, Keras 0 and 0 (its two paths run the same kernels); a
 # fast path with the next epoch's order 19-30 and 20, with lr 10 % off 13-127 and 7.8-8.2.
-# A factor of 1 leaves 10-25x room below it and 7x above it.
+# A factor of 1 leaves 10-25x room below it and 7x above it. JAX (Flax NNX, 2 XLA threads): 0
+# and 0 (XLA compiles the same step in both paths and here rounds it alike), the next epoch's
+# order 249 and 131, lr 10 % off 110 and 52.
 EPOCH_FACTOR = 1.0
 MUTATIONS = ("order", "lr")
 
@@ -217,13 +219,76 @@ class KerasSide:
         trainer.epoch_arrays = lambda epoch: right(epoch + 1)
 
 
+class JaxSide:
+    """Flax NNX: weights and Adam's moments from the trainer's named state (model.*, optimizer.*)."""
+
+    keras_eps = False  # optax.adam adds eps after the bias correction, as PyTorch does
+
+    def __init__(self, backend):
+        self.backend = backend
+
+    def names(self, trainer) -> list[str]:
+        return sorted(k for k in trainer.state() if k.startswith("model."))
+
+    def weights(self, trainer) -> list[np.ndarray]:
+        state = trainer.state()
+        return [state[k].astype(np.float64) for k in self.names(trainer)]
+
+    def moments(self, trainer) -> tuple[int, list, list]:
+        state, names = trainer.state(), self.names(trainer)
+        adam = "optimizer.opt_state.0."
+        return (
+            int(state[adam + "count"]),
+            [state[k.replace("model.", adam + "mu.")].astype(np.float64) for k in names],
+            [state[k.replace("model.", adam + "nu.")].astype(np.float64) for k in names],
+        )
+
+    def gradients(self, trainer, m, m_new, b1) -> list[np.ndarray]:
+        # As for Keras: m' = b1 m + (1 - b1) g gives the gradient the step used.
+        return [(mn - b1 * mo) / (1 - b1) for mo, mn in zip(m, m_new, strict=True)]
+
+    def batches(self, trainer) -> list[np.ndarray]:
+        from lenet_compare.train import minibatches
+
+        order = trainer.epoch_order(1)
+        return [order[b] for b in minibatches.batch_slices(len(order), trainer.train["batch_size"])]
+
+    def same_batch(self, a, b) -> bool:
+        return np.array_equal(a, b)
+
+    def step(self, trainer, batch) -> float:
+        # The fast path's compiled program, called with a single step to run.
+        if trainer.train["fast"]:
+            losses, _ = trainer.fast_steps([batch[None]])
+            return float(losses[0])
+        loss, _ = trainer.plain_step(batch)
+        return float(loss)
+
+    def epoch(self, trainer) -> tuple[np.ndarray, np.ndarray]:
+        """(steps, the loss of each): every step's own loss, on both paths."""
+        trainer.train_epoch(1)
+        return np.arange(1, len(trainer.step_losses) + 1), trainer.step_losses.astype(np.float64)
+
+    def set_lr(self, trainer, lr: float) -> None:
+        # optax.adam holds its learning rate in the transformation, not in the state.
+        trainer.optimizer.tx = self.backend.make_optimizer({**trainer.train, "lr": lr})
+
+    def break_order(self, trainer) -> None:
+        right = trainer.epoch_order
+        trainer.epoch_order = lambda epoch: right(epoch + 1)
+
+
+SIDES = {"torch": TorchSide, "tensorflow": KerasSide, "jax": JaxSide}
+FRAMEWORKS = tuple(SIDES)
+
+
 def probe(framework: str, cache: Path, out: Path, mutation: str | None = None) -> None:
     from lenet_compare.core.spec import LeNetSpec
     from lenet_compare.train import init_weights
     from lenet_compare.train.backends import import_backend
 
     backend = import_backend(framework)
-    side = (TorchSide if framework == "torch" else KerasSide)(backend)
+    side = SIDES[framework](backend)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     spec = LeNetSpec.from_params(params["model"])
     device, _ = backend.configure("cpu", deterministic=True, tf32=False, seed=0)
@@ -314,7 +379,7 @@ def run_probe(framework: str, cache: Path, out: Path, mutation: str | None = Non
         return {k: npz[k] for k in npz.files}
 
 
-@pytest.fixture(scope="module", params=["torch", "tensorflow"])
+@pytest.fixture(scope="module", params=FRAMEWORKS)
 def paths(request, small_cache, tmp_path_factory) -> tuple[str, dict]:
     out = tmp_path_factory.mktemp("fast") / f"{request.param}.npz"
     return request.param, run_probe(request.param, small_cache, out)
@@ -326,6 +391,9 @@ def test_the_two_paths_are_what_they_say(paths):
     if framework == "torch":
         assert "torch.compile" in fast and "fused Adam" in fast
         assert "eager step" in plain
+    elif framework == "jax":
+        assert "jax.jit of 8 unrolled train steps per call on the nnx.split state" in fast
+        assert "nnx.jit train step per minibatch" in plain
     else:
         assert "'steps_per_execution': 50" in fast
         assert "'steps_per_execution': 1" in plain
@@ -350,7 +418,7 @@ def test_the_epoch_stays_within_the_one_ulp_control(paths):
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS)
-@pytest.mark.parametrize("framework", ["torch", "tensorflow"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_wrong_fast_path_fails_both_checks(framework, mutation, small_cache, tmp_path):
     r = run_probe(framework, small_cache, tmp_path / "broken.npz", mutation)
     steps = r["steps"]

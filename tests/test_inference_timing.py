@@ -27,8 +27,8 @@ from lenet_compare.report.sentences import fastest_with_fastest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
-FRAMEWORKS = ("torch", "tensorflow")
-NAIVE_CALL = {"torch": "model(x)", "tensorflow": "model(x, training=False)"}
+FRAMEWORKS = ("torch", "tensorflow", "jax")
+NAIVE_CALL = {"torch": "model(x)", "tensorflow": "model(x, training=False)", "jax": "model(x)"}
 SIGNATURE = "input_signature=[TensorSpec((None, 28, 28, 1))]"
 IDIOMATIC_CALLS = {
     "torch": {
@@ -39,6 +39,11 @@ IDIOMATIC_CALLS = {
         f"tf.function(model, {SIGNATURE})(x)",
         f"tf.function(model, {SIGNATURE}, jit_compile=True)(x)",
         "model.predict_on_batch(x)",
+    },
+    "jax": {
+        "nnx.jit(lambda m, x: m(x))(model, x)",
+        "nnx.cached_partial(nnx.jit(lambda m, x: m(x)), model)(x)",
+        "jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, x)",
     },
 }
 DEFAULT_SPEC = LeNetSpec.from_params(tiny_params()["model"])

@@ -26,7 +26,7 @@ from conftest import REPO, env_with_venv, make_workspace, run, tiny_params, writ
 from test_live_metrics import history_csv_rows, live_epochs
 
 SCRIPTS = REPO / "workflow" / "scripts"
-FRAMEWORKS = ("torch", "tensorflow")
+FRAMEWORKS = ("torch", "tensorflow", "jax")
 RESULT_COLUMNS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
 
 pytestmark = pytest.mark.slow
@@ -192,7 +192,9 @@ def poisoned_cache(small_cache, tmp_path_factory) -> Path:
 # Two detections, both correct, and which fires first depends on how the CPU rounds: the loss
 # check names the step (exactly, or "by" the step on Keras's fast path, which reports every 50
 # steps); the weights check, after the epoch, names the tensors. Keras's relu maps NaN to 0, so
-# there the loss may stay finite while conv1's weights are already NaN.
+# there the loss may stay finite while conv1's weights are already NaN. JAX on a CPU too: the
+# poisoned image alone gets NaN logits, but inside its minibatch of 32 XLA's compiled step
+# returned finite logits and loss (measured), while conv1's and conv2's gradients were NaN.
 LOSS_STOP = re.compile(r"the training loss became (nan|inf|-inf) in epoch 1, (at|by) step (\d+) of 125")
 WEIGHTS_STOP = re.compile(r"the weights [\w.]+(, [\w.]+)* became NaN or infinite in epoch 1")
 POISONED_STEP = 4  # image 100 is in minibatch 4 (images 96-127) of the data set's order

@@ -123,7 +123,42 @@ def tensorflow_paths(model) -> list[InferencePath]:
     ]
 
 
-PATHS = {"torch": torch_paths, "tensorflow": tensorflow_paths}
+def jax_paths(model) -> list[InferencePath]:
+    """The Flax NNX module called eagerly, op by op; then compiled: ``nnx.jit`` of a call of the
+    module (Flax traverses the module's object graph on every call), the same with
+    ``nnx.cached_partial`` (the traversal cached), and ``jax.jit`` of a pure function of the
+    ``nnx.split`` state (no Flax at call time)."""
+    import jax  # here, not at the top: see the module docstring
+    import jax.numpy as jnp
+    from flax import nnx
+
+    graphdef, state = nnx.split(model)
+    nnx_jitted = nnx.jit(lambda m, x: m(x))
+    cached = nnx.cached_partial(nnx_jitted, model)
+    pure = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
+
+    def images(x: np.ndarray):
+        return jnp.asarray(x[..., None])  # (N, 28, 28) -> (N, 28, 28, 1), channels last
+
+    return [
+        InferencePath(NAIVE, "model(x)", lambda x: np.asarray(model(images(x)))),
+        InferencePath(
+            IDIOMATIC, "nnx.jit(lambda m, x: m(x))(model, x)", lambda x: np.asarray(nnx_jitted(model, images(x)))
+        ),
+        InferencePath(
+            IDIOMATIC,
+            "nnx.cached_partial(nnx.jit(lambda m, x: m(x)), model)(x)",
+            lambda x: np.asarray(cached(images(x))),
+        ),
+        InferencePath(
+            IDIOMATIC,
+            "jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, x)",
+            lambda x: np.asarray(pure(state, images(x))),
+        ),
+    ]
+
+
+PATHS = {"torch": torch_paths, "tensorflow": tensorflow_paths, "jax": jax_paths}
 
 
 def float32_tolerance(spec: LeNetSpec, logits: np.ndarray) -> float:
