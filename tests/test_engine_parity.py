@@ -3,7 +3,9 @@
 import re
 
 import pytest
-from conftest import default_params, make_workspace, run, write_params
+from conftest import default_params, make_workspace, run, tiny_params, write_params
+
+from lenet_compare.core.frameworks import FRAMEWORKS
 
 SNAKEMAKE_SHELL = re.compile(r"^Shell command: (?!None$)(.+)$", re.MULTILINE)
 BENCHMARK_DVC = "workflow/benchmark/dvc.yaml"
@@ -20,10 +22,12 @@ def dvc_commands(cwd):
     return sorted(cmd for _stage, cmd in DVC_STAGE.findall(out))
 
 
-@pytest.mark.parametrize("params", ["default", "tiny"])
+@pytest.mark.parametrize("params", ["default", "tiny", "every framework"])
 def test_both_engines_run_the_same_command_lines(params, workspace):
-    if params == "default":  # all frameworks x all default seeds
+    if params == "default":  # the default frameworks x all default seeds
         write_params(workspace / "params.yaml", default_params())
+    if params == "every framework":  # every framework the project knows (jax too), 2 seeds
+        write_params(workspace / "params.yaml", tiny_params(frameworks=list(FRAMEWORKS), seeds=[0, 1]))
     snakemake, dvc = snakemake_commands(workspace), dvc_commands(workspace)
     assert snakemake, "Snakemake planned no shell command"
     assert len(set(snakemake)) == len(snakemake), "a command line would run twice"

@@ -14,13 +14,13 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_workspace, run
+from conftest import make_workspace, run, tiny_params
 
 from lenet_compare.core import layout
+from lenet_compare.core.frameworks import FRAMEWORKS
 
 pytestmark = pytest.mark.slow
 
-FRAMEWORKS = ("torch", "tensorflow")
 TIMING_COLUMNS = {"epoch_seconds", "val_seconds"}
 
 
@@ -33,10 +33,11 @@ def history_without_timings(path) -> list[dict]:
 def both_engines(tmp_path_factory):
     """The same tiny workspace run by Snakemake and, in a copy, by DVC with OMP_NUM_THREADS=2."""
     root = tmp_path_factory.mktemp("threads")
-    by_snakemake = make_workspace(root / "snakemake")
+    params = tiny_params(frameworks=list(FRAMEWORKS))  # every framework the project knows
+    by_snakemake = make_workspace(root / "snakemake", params)
     targets = [layout.run_file("metrics", fw, 0).as_posix() for fw in FRAMEWORKS]
     run(["snakemake", *targets, "--cores", "2"], by_snakemake)
-    by_dvc = make_workspace(root / "dvc")
+    by_dvc = make_workspace(root / "dvc", params)
     # train.threads is 1 in the tiny params (the default): the shell says otherwise.
     run("OMP_NUM_THREADS=2 dvc repro evaluate", by_dvc)
     return by_snakemake, by_dvc

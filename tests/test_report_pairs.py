@@ -7,6 +7,8 @@ here by hand from the run files (Holm's adjustment included), independently of l
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from conftest import table_after
@@ -211,3 +213,14 @@ def test_every_figure_shows_every_framework(tmp_path, fake_cache, saved_figures)
     disagree = (b.y_pred("tensorflow", 0) != y) | (b.y_pred("jax", 0) != y)
     assert saved_figures["disagreements.png"].get_suptitle().endswith(f"of {int(disagree.sum())} disagreements")
     assert f"seed 0: {int(disagree.sum()):,} of 400 images" in b.md
+
+
+def test_the_plots_folder_holds_exactly_the_frameworks_confusion_csvs(built3, tmp_path):
+    """DVC declares reports/plots as one output: a framework dropped from params.yaml leaves no CSV."""
+    plots = built3.root / "reports" / "plots"
+    assert sorted(p.name for p in plots.iterdir()) == sorted(f"confusion_{f}.csv" for f in THREE)
+    # The same runs reported again for two of the frameworks, over a copy of that folder.
+    shutil.copytree(plots, tmp_path / "reports" / "plots")
+    rebuild(built3, tmp_path, params_for(THREE[:2], SEEDS, epochs=4))
+    kept = sorted(p.name for p in (tmp_path / "reports" / "plots").iterdir())
+    assert kept == sorted(f"confusion_{f}.csv" for f in THREE[:2])

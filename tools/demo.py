@@ -1,7 +1,7 @@
 """`make demo`: the whole pipeline on a small subset, in a throwaway copy, in a few minutes.
 
-Every step of the default target runs for real (download, prepare, init, every framework of
-params.yaml on 2 seeds, their evaluation, the ablation, the report), on few images for few
+Every step of the default target runs for real (download, prepare, init, every framework the
+project knows on 2 seeds, their evaluation, the ablation, the report), on few images for few
 epochs, so the numbers mean little but every file and figure of the full run is there to look
 at. It then builds Snakemake's own report of the run (workflow/report/), and ends with the run's
 one-line answer (the report step's headline) and then the path of report.html, the last line
@@ -32,6 +32,7 @@ from pathlib import Path
 import yaml
 
 from lenet_compare.bench.pipeline import environment, make_workspace
+from lenet_compare.core.frameworks import FRAMEWORKS
 from lenet_compare.data.fashion_mnist import FILES as RAW_FILES
 from lenet_compare.report.common import headline, print_line
 
@@ -70,6 +71,7 @@ def demo_params(base: dict, source: Path | None, demo: dict = DEMO) -> dict:
         sources=sources, limit_train=demo["limit_train"], val_size=demo["val_size"], limit_test=demo["limit_test"]
     )
     params["train"]["epochs"] = demo["epochs"]
+    params["frameworks"] = list(FRAMEWORKS)  # the demo shows every framework the project knows
     params["seeds"] = list(demo["seeds"])
     params["ablation"]["seeds"] = list(demo["ablation_seeds"])
     return params

@@ -147,6 +147,7 @@ CODE = {
         "report/render.py",
         "train/torch_backend.py",
         "train/tensorflow_backend.py",
+        "train/jax_backend.py",
         "report/templates/benchmark.md.j2",
     ),
 }

@@ -28,10 +28,22 @@ from lenet_compare.report.render import Markdown, environment
 from lenet_compare.train.devices import cpu_name, physical_gpu_count
 
 EPOCH_IMAGES = 60000  # the targets are per epoch of the 60,000 training images
-BASELINES = {"torch": ("plain", "article"), "tensorflow": ("plain",)}
+BASELINES = {"torch": ("plain", "article"), "tensorflow": ("plain",), "jax": ("plain",)}
 VARIANT_LABELS = {"article": "article (DataLoader)", "plain": "plain", "ours": "ours (fast)"}
 GB = 1e9  # the memory target is in decimal gigabytes
-PACKAGES = ("numpy", "torch", "torchvision", "tensorflow", "keras", "snakemake", "dvc")
+PACKAGES = (
+    "numpy",
+    "torch",
+    "torchvision",
+    "tensorflow",
+    "keras",
+    "jax",
+    "jaxlib",
+    "flax",
+    "optax",
+    "snakemake",
+    "dvc",
+)
 
 # (id, description, threshold, comparison, unit); the numbers are the issue's.
 TARGETS = (
@@ -141,11 +153,12 @@ def summarize(measured: dict[str, dict], pipeline: dict | None, settings: dict, 
             },
             "evaluation": m["evaluation"],
         }
-    if "torch" in frameworks and "tensorflow" in frameworks:
-        # The article's code is PyTorch's; TensorFlow's variant is compared with it across processes.
+    if "torch" in frameworks:
+        # The article's code is PyTorch's; the other frameworks' variants are compared with it across processes.
         article = frameworks["torch"]["variants"]["article"]["median_seconds_per_epoch"]
-        tf = frameworks["tensorflow"]
-        tf["speedup"]["article"] = article / tf["variants"]["ours"]["median_seconds_per_epoch"]
+        for other in frameworks.values():
+            if other is not frameworks["torch"]:
+                other["speedup"]["article"] = article / other["variants"]["ours"]["median_seconds_per_epoch"]
     result = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,

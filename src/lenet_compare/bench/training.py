@@ -48,7 +48,7 @@ from lenet_compare.data.dataset import load_prepared
 from lenet_compare.data.fashion_mnist import FILES as RAW_FILES
 from lenet_compare.train import init_weights
 
-VARIANTS = {"torch": ("article", "plain", "ours"), "tensorflow": ("plain", "ours")}
+VARIANTS = {"torch": ("article", "plain", "ours"), "tensorflow": ("plain", "ours"), "jax": ("plain", "ours")}
 VARIANT_DESCRIPTIONS = {
     ("torch", "article"): "the article's code: torchvision FashionMNIST + ToTensor + DataLoader(batch "
     f"{article.BATCH_SIZE}, shuffle=False), .to(device) per batch, Adam(lr={article.as_written(article.LR)}), "
@@ -61,6 +61,8 @@ VARIANT_DESCRIPTIONS = {
         "plain",
     ): "plain Keras: model.fit with defaults, steps_per_execution=1 (Trainer with train.fast: false)",
     ("tensorflow", "ours"): "the pipeline's fast path (Trainer with train.fast: true)",
+    ("jax", "plain"): "plain JAX: one nnx.jit train step per minibatch (Trainer with train.fast: false)",
+    ("jax", "ours"): "the pipeline's fast path: several steps per compiled call (Trainer with train.fast: true)",
 }
 BENCH_SEED = 0  # the weights and the order do not change the speed; one seed for every variant
 

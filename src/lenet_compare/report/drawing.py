@@ -78,4 +78,8 @@ def write_confusion_csvs(inp: Inputs, plots_dir: Path) -> list[Path]:
         path = Path(confusion_csv(f, str(plots_dir)))
         write_text(path, buf.getvalue())
         written.append(path)
+    # The folder holds exactly params.yaml's frameworks (DVC declares it as one output).
+    pattern = Path(confusion_csv("*", str(plots_dir))).name
+    for stale in set(Path(plots_dir).glob(pattern)) - set(written):
+        stale.unlink()
     return written
