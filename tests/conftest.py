@@ -117,6 +117,38 @@ def make_workspace(dest: Path, params: dict | None = None, keep_benchmark: bool 
     return ws
 
 
+@pytest.fixture(scope="session")
+def snakemake_tiny_run(tmp_path_factory) -> tuple[Path, str]:
+    """The whole tiny DAG under `snakemake --cores 2`, every framework (jax too) on 2 seeds:
+    (the workspace, Snakemake's output, stderr and stdout as one stream in the order written).
+
+    Shared by the tests that read a Snakemake run (tests/test_report_pipeline.py,
+    tests/test_snakemake_report.py, tests/test_dvc_versioning.py): one pipeline run instead of
+    one per file. A test that changes the repository works on a copy.
+    """
+    from lenet_compare.core.frameworks import FRAMEWORKS
+
+    params = tiny_params(seeds=[0, 1], frameworks=list(FRAMEWORKS))
+    ws = make_workspace(tmp_path_factory.mktemp("snakemake") / "repo", params)
+    result = run("snakemake --cores 2 2>&1", ws, timeout=1800)
+    return ws, result.stdout
+
+
+@pytest.fixture(scope="session")
+def dvc_tiny_run(tmp_path_factory) -> Path:
+    """The whole tiny DAG run once by `dvc repro` and committed, as a user would.
+
+    Shared by every test that reads a DVC run (tests/test_dvc_versioning.py,
+    tests/test_live_metrics.py): one pipeline run instead of one per file. A test that changes
+    the repository works on a copy (shutil.copytree(..., symlinks=True)).
+    """
+    ws = make_workspace(tmp_path_factory.mktemp("dvc") / "repo")
+    run(["dvc", "repro"], ws)
+    run(["git", "add", "-A"], ws)
+    run(["git", "commit", "-qm", "baseline run"], ws)
+    return ws
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     """A fresh copy of the repo with tiny params."""

@@ -296,6 +296,7 @@ def backend_check(tmp_path_factory) -> dict:
     return run_check("backend", str(tmp_path_factory.mktemp("jax")))
 
 
+@pytest.mark.slow  # backend_check trains (a few epochs on a small set)
 def test_unsupported_params_are_refused(backend_check):
     r = backend_check
     for key in ("preflight_softmax", "trainer_softmax"):
@@ -305,6 +306,7 @@ def test_unsupported_params_are_refused(backend_check):
     assert r["details"]["xla"].startswith("always")
 
 
+@pytest.mark.slow  # backend_check trains (a few epochs on a small set)
 def test_parameter_counts_and_layout(backend_check):
     r = backend_check
     assert r["n_parameters"]["default"] == [61_706, 61_706]
@@ -315,6 +317,7 @@ def test_parameter_counts_and_layout(backend_check):
     assert r["fc1_kernel_shape"] == [400, 120]  # (in, out), inputs in (H, W, C) order
 
 
+@pytest.mark.slow  # backend_check trains (a few epochs on a small set)
 def test_native_init_is_flax_default_and_seeded(backend_check):
     r = backend_check
     assert r["native_zero_biases"] and r["native_same_seed_same"] and r["native_other_seed_differs"]
@@ -323,6 +326,7 @@ def test_native_init_is_flax_default_and_seeded(backend_check):
     assert r["native_fc1_std_times_sqrt_fan_in"] == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.slow  # backend_check trains (a few epochs on a small set)
 def test_orders(backend_check):
     r = backend_check
     assert r["shared_order_is_minibatches"]
@@ -330,6 +334,7 @@ def test_orders(backend_check):
     assert r["fixed_order"]
 
 
+@pytest.mark.slow  # backend_check trains (a few epochs on a small set)
 def test_checkpoints_are_arrays_without_pickle_and_resume_exactly(backend_check):
     r = backend_check
     # Weights, Adam's count and moments, the optimizer's step: plain .npy members, numeric dtypes.
@@ -343,6 +348,7 @@ def test_checkpoints_are_arrays_without_pickle_and_resume_exactly(backend_check)
     assert "optimizer.step" in r["incomplete_state"]
 
 
+@pytest.mark.slow  # backend_check trains (a few epochs on a small set)
 def test_saved_model_loads_back(backend_check):
     r = backend_check
     assert r["model_file"] == "model.npz"
@@ -358,6 +364,7 @@ def test_saved_model_loads_back(backend_check):
     assert "corrupt" in r["corrupt"] and "is missing" in r["missing"]
 
 
+@pytest.mark.slow  # backend_check trains (a few epochs on a small set)
 def test_inference_calls_compute_the_same_logits(backend_check):
     r = backend_check
     assert r["inference_calls"] == [

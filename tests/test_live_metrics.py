@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, default_params, make_workspace, run, tiny_params
+from conftest import REPO, default_params, run, tiny_params
 
 from lenet_compare.ablation import factors
 from lenet_compare.core import layout
@@ -276,42 +276,31 @@ def test_dvclive_writes_only_its_files_and_touches_no_git(tmp_path):
 FRAMEWORKS = ("torch", "tensorflow")
 
 
-# TensorFlow's article setup made to differ from the controlled one in init and order only, as
-# PyTorch's does: two ablation runs per framework instead of five, the layout all the same.
-TWO_ABLATION_RUNS = {
-    "ablation.article.tensorflow.conv_padding": [2, 0],
-    "ablation.article.tensorflow.head": "logits",
-    "ablation.article.tensorflow.eps": 1.0e-8,
-}
-
-
 @pytest.fixture(scope="module")
-def dvc_run(tmp_path_factory) -> Path:
-    """Both frameworks' train and ablation_train jobs of the tiny params (seed 0, 2 epochs), by `dvc repro`."""
-    ws = make_workspace(tmp_path_factory.mktemp("live") / "repo", tiny_params(**TWO_ABLATION_RUNS))
-    run(["dvc", "repro", "train", "ablation_train"], ws)
-    return ws
+def dvc_run(dvc_tiny_run) -> Path:
+    """The tiny params' whole DAG (seed 0, both frameworks, the ablation), by `dvc repro` (conftest)."""
+    return dvc_tiny_run
 
 
 @pytest.mark.slow
 def test_dvc_repro_logs_every_run_epoch_by_epoch(dvc_run):
-    params = tiny_params(**TWO_ABLATION_RUNS)
+    params = tiny_params()
     for framework in FRAMEWORKS:
         runs = dvc_run / "reports" / "runs" / framework / "seed0"
         assert live_epochs(runs / "live") == history_csv_rows(runs / "history.csv")
-        assert factors.runs_to_train(params, framework) == ["article", "init"]
-        for name in ("article", "init"):
+        names = factors.runs_to_train(params, framework)
+        for name in names:
             record = json.loads((dvc_run / layout.ablation_run_file(framework, 0, name)).read_text())
             folder = dvc_run / layout.ABLATION_LIVE.format(framework=framework, seed=0, run=name)
             assert live_epochs(folder) == as_text(record["history"]), name
-        assert {p.name for p in folder.parent.iterdir()} == {"article", "init"}
+        assert {p.name for p in folder.parent.iterdir()} == set(names)  # one folder per run, no other
 
 
 @pytest.mark.slow
 def test_dvc_plots_show_draws_the_live_files(dvc_run, tmp_path):
     shown = json.loads(run(["dvc", "plots", "show", "--json"], dvc_run).stdout)
-    # Only the report's plots are missing (it did not run); every live plot loaded.
-    assert all(e["name"] in {"val_accuracy", "train_loss", "confusion"} for e in shown.get("errors") or [])
+    # Every plot loaded: the report's, each run's and the live overlays.
+    assert not shown.get("errors"), shown.get("errors")
     for framework in FRAMEWORKS:
         history = history_csv_rows(dvc_run / "reports" / "runs" / framework / "seed0" / "history.csv")
         for name, column in LIVE_FILES.items():
@@ -320,7 +309,8 @@ def test_dvc_plots_show_draws_the_live_files(dvc_run, tmp_path):
             expected = [(h[0], h[COLUMNS.index(column)]) for h in history]
             assert [(v["step"], v[name.split("/")[-1]]) for v in values] == expected, path
         ablation = dvc_run / "reports" / "ablation" / "live" / framework / "seed0"
-        assert len(list(ablation.rglob("*.tsv"))) == 2 * len(LIVE_FILES)  # two runs, one folder each
+        runs = factors.runs_to_train(tiny_params(), framework)
+        assert len(list(ablation.rglob("*.tsv"))) == len(runs) * len(LIVE_FILES)  # one folder per run
         for tsv in ablation.rglob("*.tsv"):
             assert str(tsv.relative_to(dvc_run)) in shown["data"]
     # The overlays: both frameworks' train and validation curves in one plot each.

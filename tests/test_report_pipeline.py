@@ -8,10 +8,12 @@ headline (common.headline): printed by the report job, then again by the Snakefi
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
-from conftest import make_workspace, run, tiny_params
+import yaml
+from conftest import run, tiny_params
 from PIL import Image
 
 from lenet_compare.core.frameworks import FRAMEWORKS
@@ -23,10 +25,9 @@ pytestmark = pytest.mark.slow
 SEEDS = [0, 1]
 
 
-def test_tiny_real_run_builds_a_consistent_report(tmp_path):
-    ws = make_workspace(tmp_path / "repo", tiny_params(seeds=SEEDS, frameworks=list(FRAMEWORKS)))
-    # stdout and stderr as one stream, in the order written (the venv's Python is unbuffered).
-    result = run("snakemake --cores 2 reports/report.md 2>&1", ws, timeout=1800)
+def test_tiny_real_run_builds_a_consistent_report(snakemake_tiny_run, tmp_path):
+    ws, output = snakemake_tiny_run  # conftest: every framework, seeds 0 and 1
+    assert yaml.safe_load((ws / "params.yaml").read_text())["seeds"] == SEEDS
 
     reports = ws / "reports"
     summary = json.loads((reports / "metrics.json").read_text())
@@ -70,11 +71,13 @@ def test_tiny_real_run_builds_a_consistent_report(tmp_path):
     # The headline twice: the report job's last stdout line, then onsuccess's, after Snakemake's
     # own summary ("N of N steps (100%) done").
     line = headline(reports / "metrics.json", "reports/report.html")
-    assert result.stdout.count(line) == 2, result.stdout[-3000:]
-    assert result.stdout.rindex(line) > result.stdout.rindex("steps (100%) done")
+    assert output.count(line) == 2, output[-3000:]
+    assert output.rindex(line) > output.rindex("steps (100%) done")
 
     # A run without the report job (like `snakemake benchmark`) succeeds and prints no headline.
     # (The target goes first: --forcerun takes every name after it as a rule.)
-    other = run("snakemake data/init/seed0.npz --cores 1 --forcerun init 2>&1", ws)
+    copy = tmp_path / "repo"  # the shared run stays as it was
+    shutil.copytree(ws, copy, symlinks=True)
+    other = run("snakemake data/init/seed0.npz --cores 1 --forcerun init 2>&1", copy)
     assert "1 of 1 steps (100%) done" in other.stdout
     assert "\u2192 reports/report.html" not in other.stdout and "no headline" not in other.stdout

@@ -14,14 +14,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_workspace, run, tiny_params
+import yaml
+from conftest import REPO, run
 
+from lenet_compare.core.frameworks import FRAMEWORKS
 from lenet_compare.report.common import FIGURES
 
 pytestmark = pytest.mark.slow
 
 CAPTIONS = REPO / "workflow" / "report"
-FRAMEWORKS = ("torch", "tensorflow")
 # What the report must show: category -> subcategory -> files, and each file's caption.
 CATEGORIES = {
     "Comparison": {"Report": ["reports/metrics.json", "reports/report.html"]},
@@ -67,11 +68,10 @@ def source_opening(caption: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def ran(tmp_path_factory) -> tuple[Path, dict]:
-    params = tiny_params(**{"train.epochs": 1})
-    ws = make_workspace(tmp_path_factory.mktemp("snakemake-report") / "repo", params)
-    run(["snakemake", "--cores", "2"], ws, timeout=1800)
-    return ws, params
+def ran(snakemake_tiny_run) -> tuple[Path, dict]:
+    """The shared tiny Snakemake run (conftest: every framework, 2 seeds) and its params."""
+    ws, _ = snakemake_tiny_run
+    return ws, yaml.safe_load((ws / "params.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
