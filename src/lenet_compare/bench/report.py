@@ -153,7 +153,7 @@ def summarize(measured: dict[str, dict], pipeline: dict | None, settings: dict, 
             },
             "evaluation": m["evaluation"],
         }
-    if "torch" in frameworks:
+    if "article" in frameworks.get("torch", {}).get("variants", {}):
         # The article's code is PyTorch's; the other frameworks' variants are compared with it across processes.
         article = frameworks["torch"]["variants"]["article"]["median_seconds_per_epoch"]
         for other in frameworks.values():
