@@ -20,9 +20,10 @@ from conftest import DEBIAN_DIR, REPO, default_params, env_with_venv, tiny_param
 
 from lenet_compare.bench import pipeline, report
 from lenet_compare.core.config import validate_params
+from lenet_compare.core.frameworks import FRAMEWORK_NAMES, FRAMEWORKS
 
 IMAGES, REPEATS = 1000, 2
-VARIANTS = {"torch": ["article", "plain", "ours"], "tensorflow": ["plain", "ours"]}
+VARIANTS = {"torch": ["article", "plain", "ours"], "tensorflow": ["plain", "ours"], "jax": ["plain", "ours"]}
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_medians_ratios_and_targets_follow_from_the_raw_timings(tiny_benchmark):
     result = json.loads(tiny_benchmark["json"].read_text())
     assert result["settings"]["images"] == IMAGES
     frameworks = result["frameworks"]
-    assert set(frameworks) == {"torch", "tensorflow"}
+    assert set(frameworks) == set(FRAMEWORKS)  # every framework the project knows, by default
     for framework, fw in frameworks.items():
         assert list(fw["variants"]) == VARIANTS[framework]
         assert fw["run_order"] == VARIANTS[framework] * REPEATS  # the variants took turns
@@ -71,9 +72,11 @@ def test_medians_ratios_and_targets_follow_from_the_raw_timings(tiny_benchmark):
                 assert fw["speedup"][baseline] == pytest.approx(expected)
         assert fw["evaluation"]["inference_images_per_second"] > 0
         assert fw["evaluation"]["latency_ms_single_image"] > 0
+    # The other frameworks' fast paths against the article's PyTorch DataLoader loop, across processes.
     article = frameworks["torch"]["variants"]["article"]["median_seconds_per_epoch"]
-    tf_ours = frameworks["tensorflow"]["variants"]["ours"]["median_seconds_per_epoch"]
-    assert frameworks["tensorflow"]["speedup"]["article"] == pytest.approx(article / tf_ours)
+    for other in ("tensorflow", "jax"):
+        ours = frameworks[other]["variants"]["ours"]["median_seconds_per_epoch"]
+        assert frameworks[other]["speedup"]["article"] == pytest.approx(article / ours)
 
     targets = {t["id"]: t for t in result["targets"]}
     assert set(targets) == {t[0] for t in report.TARGETS}
@@ -96,7 +99,7 @@ def test_markdown_shows_the_tables_and_the_figure(tiny_benchmark):
     result = json.loads(tiny_benchmark["json"].read_text())
     md = tiny_benchmark["md"].read_text()
     for framework, fw in result["frameworks"].items():
-        name = {"torch": "PyTorch", "tensorflow": "TensorFlow/Keras"}[framework]
+        name = FRAMEWORK_NAMES[framework]
         for variant, p in fw["variants"].items():
             row = f"| {name} {fw['framework_version']} | {report.VARIANT_LABELS[variant]} | "
             row += f"{p['median_seconds_per_epoch']:.3f} | {p['images_per_second']:,.0f} |"

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 from conftest import REPO, default_params, run
 
+from lenet_compare.ablation.factors import runs_to_train
 from lenet_compare.core import doc_blocks
+from lenet_compare.core.article import PAIR
 from lenet_compare.core.errors import PipelineError
 
 # tools/docs_facts.py, loaded by path (tools/ is no package).
@@ -108,7 +110,9 @@ def test_the_counts_and_defaults_come_from_the_code():
     assert "the defaults differ in `epochs`" in text
     assert "| `train.eps` | `1e-8` |" in tool.train_params(SOURCES)
     # The demo's jobs follow its subset and the ablation's runs.
-    assert "12 `ablation_train` (6 runs per seed)" in tool.demo_jobs(SOURCES)
+    runs = sum(len(runs_to_train(SOURCES.params, f)) for f in PAIR)  # 6 with the default params
+    jobs = runs * len(SOURCES.demo["ablation_seeds"])
+    assert f"{jobs} `ablation_train` ({runs} runs per seed)" in tool.demo_jobs(SOURCES)
 
 
 def test_a_param_without_a_meaning_stops_the_tool():

@@ -169,7 +169,8 @@ def step(root: Path, script: str, *args: str) -> None:
 def evaluated(small_cache, tmp_path_factory) -> Path:
     """A folder with one epoch of training and the evaluate step, per framework, seed 0."""
     root = tmp_path_factory.mktemp("inference")
-    write_params(root / "params.yaml", tiny_params(**{"train.device": "cpu", "train.epochs": 1}))
+    params = tiny_params(**{"train.device": "cpu", "train.epochs": 1}, frameworks=list(FRAMEWORKS))
+    write_params(root / "params.yaml", params)
     step(root, "init", "--seed", "0", "--out", "data/init/seed0.npz")
     for f in FRAMEWORKS:
         model, run = f"data/models/{f}/seed0", f"reports/runs/{f}/seed0"
