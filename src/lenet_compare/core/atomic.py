@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
+
 from lenet_compare.core.errors import PipelineError
 
 
@@ -57,6 +59,14 @@ def write_json(path: str | Path, obj: Any) -> None:
     with atomic_write(path, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=False)
         f.write("\n")
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
+    """Named arrays as an .npz (readable with ``allow_pickle=False``); ``meta``, when given, as a
+    0-d string array ``meta`` holding its JSON."""
+    extra = {} if meta is None else {"meta": np.array(json.dumps(meta))}
+    with atomic_write(path) as f:
+        np.savez(f, **arrays, **extra)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_compare.core.atomic import atomic_write
+from lenet_compare.core.atomic import write_npz
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.data.fashion_mnist import CLASS_NAMES
 from lenet_compare.data.idx import N_CLASSES, gunzip, parse_images, parse_labels
@@ -121,8 +121,7 @@ def prepare(raw_dir: str | Path, data_params: dict) -> tuple[dict[str, np.ndarra
 
 
 def save_prepared(path: str | Path, arrays: dict[str, np.ndarray], meta: dict) -> None:
-    with atomic_write(path) as f:
-        np.savez(f, **arrays, meta=np.array(json.dumps(meta)))
+    write_npz(path, arrays, meta)
 
 
 def load_prepared(path: str | Path) -> tuple[dict[str, np.ndarray], dict]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lenet_compare.core.atomic import atomic_write
+from lenet_compare.core.atomic import write_npz
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.spec import LeNetSpec, check_weights
 
@@ -48,8 +48,7 @@ def save_initial_weights(path: str | Path, spec: LeNetSpec, seed: int) -> dict[s
         "layout": "canonical (PyTorch): conv OIHW, dense (out, in), fc1 inputs in (C, H, W) order",
         "distribution": "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases (PyTorch's defaults)",
     }
-    with atomic_write(path) as f:
-        np.savez(f, **weights, meta=np.array(json.dumps(meta)))
+    write_npz(path, weights, meta)
     return weights
 
 

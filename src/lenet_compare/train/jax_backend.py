@@ -96,7 +96,7 @@ import optax
 from flax import nnx
 from jax._src import xla_bridge  # backends_are_initialized: whether JAX has started
 
-from lenet_compare.core.atomic import atomic_write
+from lenet_compare.core.atomic import write_npz
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.spec import LeNetSpec, check_weights, from_channels_last, to_channels_last
 from lenet_compare.train import divergence, minibatches
@@ -577,8 +577,7 @@ class Trainer:
 
     def save_checkpoint(self, path: Path) -> None:
         """The state as arrays, atomically (no pickle): what resuming after this epoch needs."""
-        with atomic_write(path) as f:
-            np.savez(f, **self.state())
+        write_npz(path, self.state())
 
     def load_checkpoint(self, path: Path) -> None:
         with np.load(path, allow_pickle=False) as npz:
@@ -625,8 +624,7 @@ def save_model(model: LeNet, path: Path) -> Path:
         "layout": "canonical (PyTorch): conv OIHW, dense (out, in), fc1 inputs in (C, H, W) order",
         "libraries": LIBRARY_VERSIONS,
     }
-    with atomic_write(path) as f:
-        np.savez(f, **canonical_weights(model), meta=np.array(json.dumps(meta)))
+    write_npz(path, canonical_weights(model), meta)
     return Path(path)
 
 

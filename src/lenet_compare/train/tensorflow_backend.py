@@ -19,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lenet_compare.core.atomic import atomic_path, atomic_write
+from lenet_compare.core.atomic import atomic_path, write_npz
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.spec import IMAGE_SIDE, IN_CHANNELS, LeNetSpec, from_channels_last, to_channels_last
 from lenet_compare.train import divergence, minibatches
@@ -343,8 +343,7 @@ class Trainer:
 
     def save_checkpoint(self, path: Path) -> None:
         """The state as arrays, atomically: what resuming after this epoch needs."""
-        with atomic_write(path) as f:
-            np.savez(f, **self.state())
+        write_npz(path, self.state())
 
     def load_checkpoint(self, path: Path) -> None:
         with np.load(path, allow_pickle=False) as npz:
