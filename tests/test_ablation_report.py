@@ -3,13 +3,11 @@
 The runs are synthetic (tests/synthetic_runs.py: known n_correct per framework, run and seed, one
 record per run as the one-run jobs write them). The expected numbers are computed here with numpy /
 scipy from those counts and a hand-written map of which run each framework has at each step,
-independently of lenet_compare.ablation. The last part checks tools/split_ablation_records.py, which
-split the committed baseline's per-job records into that per-run layout.
+independently of lenet_compare.ablation.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from PIL import Image
 from scipy import stats as sps
 from synthetic_runs import ABLATION_CORRECT, ABLATION_N_TEST, params_for, write_ablation_runs
 
-from lenet_compare.ablation import analysis, factors, report
+from lenet_compare.ablation import analysis, report
 from lenet_compare.core import layout
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.frameworks import FRAMEWORK_NAMES
@@ -456,122 +454,3 @@ def test_one_seed_has_no_interval_and_says_why(tmp_path):
     md = outputs(tmp_path)["out_md"].read_text()
     assert len(table_after(md, "## One factor at a time")) == len(STEPS)
     assert "[no CI]" in md and "no seed-to-seed spread" in md
-
-
-# ----------------------------------------------------------------------------------------------
-# tools/split_ablation_records.py: the committed baseline's per-job records, split per run
-
-_spec = importlib.util.spec_from_file_location("split_ablation_records", REPO / "tools/split_ablation_records.py")
-split_tool = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(split_tool)
-
-# The old per-job record's own fields (the rest was per run, under "runs").
-JOB_FIELDS = ("framework", "framework_version", "python_version", "seed", "device", "device_name", "epochs",
-              "batch_size", "n_train")  # fmt: skip
-LIVE_COLUMNS = {  # file under plots/metrics/ -> (history column, its key path in metrics.json)
-    "train/loss.tsv": ("train_loss", ("train", "loss")),
-    "train/accuracy.tsv": ("train_accuracy", ("train", "accuracy")),
-    "val/loss.tsv": ("val_loss", ("val", "loss")),
-    "val/accuracy.tsv": ("val_accuracy", ("val", "accuracy")),
-    "epoch_seconds.tsv": ("epoch_seconds", ("epoch_seconds",)),
-}
-
-
-def write_old_layout(root: Path, params: dict) -> dict[tuple[str, int], dict]:
-    """The per-job layout the ablation wrote before: one record per (framework, seed) with its runs
-    (from the synthetic per-run records, which are removed) and one live folder with every run."""
-    runs_dir, _ = write_ablation_runs(root, params)
-    old = {}
-    for f in STEP_RUNS:
-        for s in params["ablation"]["seeds"]:
-            per_run = {}
-            for path in sorted((runs_dir / f / f"seed{s}").glob("*.json"), key=lambda p: STEP_RUNS[f].index(p.stem)):
-                record = json.loads(path.read_text())
-                rid = record.pop("run")
-                per_run[rid] = {k: v for k, v in record.items() if k not in JOB_FIELDS}
-                job = {k: record[k] for k in JOB_FIELDS}
-                path.unlink()
-            (runs_dir / f / f"seed{s}").rmdir()
-            for result in per_run.values():
-                del result["wall_seconds"]
-            old[(f, s)] = job | {"steps": {"article": "article"}, "wall_seconds": 100.0 + s, "runs": per_run}
-            (runs_dir / f / f"seed{s}.json").write_text(json.dumps(old[(f, s)], indent=2))
-            live = root / "reports" / "ablation" / "live" / f / f"seed{s}"
-            summary = {}
-            for rid, result in per_run.items():
-                for name, (column, keys) in LIVE_COLUMNS.items():
-                    tsv = live / "plots" / "metrics" / rid / name
-                    tsv.parent.mkdir(parents=True, exist_ok=True)
-                    rows = [f"{r['epoch']}\t{r[column]!r}" for r in result["history"]]
-                    tsv.write_text("\n".join(["step\t" + keys[-1], *rows]) + "\n")
-                    node = summary.setdefault(rid, {})
-                    for key in keys[:-1]:
-                        node = node.setdefault(key, {})
-                    node[keys[-1]] = result["history"][-1][column]
-                summary.setdefault("step", result["history"][-1]["epoch"])
-            (live / "metrics.json").write_text(json.dumps(summary, indent=4) + "\n")
-    return old
-
-
-def test_the_split_records_are_the_old_ones_per_run_and_give_the_same_report(tmp_path):
-    params = ablation_params()
-    old = write_old_layout(tmp_path / "old", params)
-    runs, live = tmp_path / "old/reports/ablation/runs", tmp_path / "old/reports/ablation/live"
-    old_tsv = {p.relative_to(live): p.read_text() for p in live.rglob("*.tsv")}
-    written = split_tool.migrate(runs, live)
-
-    assert len(written) == 6 * len(SEEDS) and not list(runs.glob("*/seed*.json"))
-    for (f, s), job in old.items():
-        job_runs = list(job["runs"])
-        assert job_runs == factors.runs_to_train(params, f)
-        for rid, result in job["runs"].items():
-            record = json.loads(layout.ablation_run_file(f, s, rid, runs).read_text())
-            assert record == {k: v for k, v in job.items() if k not in ("runs", "wall_seconds")} | {
-                "run": rid, "wall_seconds": None, "job_wall_seconds": 100.0 + s, "job_runs": job_runs
-            } | result  # fmt: skip
-            assert list(record)[:5] == ["framework", "framework_version", "python_version", "seed", "run"]
-            folder = live / f / f"seed{s}" / rid
-            assert json.loads((folder / "metrics.json").read_text()) == {
-                "train": {"loss": result["history"][-1]["train_loss"], "accuracy": 0.8},
-                "val": {"loss": result["history"][-1]["val_loss"], "accuracy": 0.8},
-                "epoch_seconds": 10.0,
-                "step": params["train"]["epochs"],
-            }
-        assert sorted(p.name for p in (live / f / f"seed{s}").iterdir()) == sorted(job_runs)
-    # Every .tsv moved unchanged from plots/metrics/{run}/ to {run}/plots/metrics/.
-    moved = {p.relative_to(live): p.read_text() for p in live.rglob("*.tsv")}
-    assert {Path(*k.parts[:2], k.parts[4], "plots", "metrics", *k.parts[5:]): v for k, v in old_tsv.items()} == moved
-
-    # The report from the split records is the report from records written per run in the first place.
-    new_runs, main = write_ablation_runs(tmp_path / "new", params)
-    report.build(params, new_runs, main, **outputs(tmp_path / "new"))
-    report.build(params, runs, main, **outputs(tmp_path / "old"))
-    for name in ("out_md", "out_json"):
-        assert outputs(tmp_path / "old")[name].read_text() == outputs(tmp_path / "new")[name].read_text()
-
-    assert split_tool.migrate(runs, live) == []  # nothing old left: a second run does nothing
-
-
-def test_the_split_writes_nothing_when_anything_does_not_add_up(tmp_path):
-    params = ablation_params()
-    write_old_layout(tmp_path, params)
-    runs, live = tmp_path / "reports/ablation/runs", tmp_path / "reports/ablation/live"
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
-
-    # A live value that is not the last line of its .tsv file.
-    summary_path = live / "tensorflow" / "seed1" / "metrics.json"
-    summary = json.loads(summary_path.read_text())
-    summary["eps"]["val"]["loss"] = 0.123
-    summary_path.write_text(json.dumps(summary))
-    with pytest.raises(PipelineError, match=r"eps/val/loss.tsv: its last line is not the latest value"):
-        split_tool.migrate(runs, live)
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
-    summary["eps"]["val"]["loss"] = 1 / params["train"]["epochs"]
-    summary_path.write_text(json.dumps(summary))
-
-    # A new record already there is never overwritten.
-    layout.ablation_run_file("torch", 2, "init", runs).parent.mkdir(parents=True)
-    layout.ablation_run_file("torch", 2, "init", runs).write_text("{}")
-    with pytest.raises(PipelineError, match=r"already there, not overwritten: .*torch/seed2/init.json"):
-        split_tool.migrate(runs, live)
-    assert (runs / "torch" / "seed0.json").is_file() and not (runs / "torch" / "seed0").exists()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 
 import pytest
 from conftest import REPO
@@ -25,25 +24,35 @@ def test_an_evaluate_waits_for_its_train_and_jobs_share_the_slots():
     assert tool.schedule(10, train, evaluate, ablation) == pytest.approx(20.0)
 
 
-def test_a_split_record_costs_its_epochs_plus_the_old_jobs_other_time(tmp_path):
-    history = [{"val_seconds": 1.0}, {"val_seconds": 1.0}]
-    old = {"framework": "tensorflow", "seed": 0, "job_wall_seconds": 100.0, "wall_seconds": None}
-    for run, seconds in (("article", 40.0), ("eps", 50.0)):
-        folder = tmp_path / "tensorflow" / "seed0"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{run}.json").write_text(
-            json.dumps(old | {"run": run, "train_seconds": seconds, "history": history})
-        )
-    new = {"framework": "torch", "seed": 0, "run": "init", "wall_seconds": 33.0, "train_seconds": 30.0, "history": []}
-    (tmp_path / "torch" / "seed0").mkdir(parents=True)
-    (tmp_path / "torch" / "seed0" / "init.json").write_text(json.dumps(new))
-    # The old job: 100 s = 42 + 52 s of epochs + 6 s of the rest, which each one-run job pays again.
-    assert sorted(tool.ablation_jobs(tmp_path, per_job=False)) == [
-        (33.0, "torch seed 0 init"),
-        (48.0, "tensorflow seed 0 article"),
-        (58.0, "tensorflow seed 0 eps"),
+# What tools/wall_times.py writes of the ablation's jobs (reports/wall_times.json), one per run.
+WALL_TIMES = {
+    "jobs": [
+        {"job": "train", "framework": "torch", "seed": 0, "wall_seconds": 300.0},
+        {"job": "ablation_train", "framework": "torch", "seed": 0, "run": "article", "wall_seconds": 30.0},
+        {"job": "ablation_train", "framework": "torch", "seed": 0, "run": "init", "wall_seconds": 33.0},
+        {"job": "ablation_train", "framework": "torch", "seed": 1, "run": "article", "wall_seconds": 31.0},
+        {"job": "ablation_train", "framework": "torch", "seed": 1, "run": "init", "wall_seconds": 32.0},
+        {"job": "ablation_train", "framework": "tensorflow", "seed": 0, "run": "article", "wall_seconds": 40.0},
+        {"job": "ablation_train", "framework": "tensorflow", "seed": 0, "run": "eps", "wall_seconds": 50.0},
     ]
-    assert sorted(tool.ablation_jobs(tmp_path, per_job=True)) == [
+}
+
+
+def test_each_ablation_run_is_a_job_with_its_own_time():
+    assert sorted(tool.ablation_jobs(WALL_TIMES, per_job=False)) == [
+        (30.0, "torch seed 0 article"),
+        (31.0, "torch seed 1 article"),
+        (32.0, "torch seed 1 init"),
         (33.0, "torch seed 0 init"),
-        (100.0, "tensorflow seed 0 (article, eps)"),
+        (40.0, "tensorflow seed 0 article"),
+        (50.0, "tensorflow seed 0 eps"),
+    ]
+
+
+def test_per_job_sums_the_runs_of_each_framework_and_seed():
+    """The layout before one job per run: a framework's runs in a row, one job per seed."""
+    assert sorted(tool.ablation_jobs(WALL_TIMES, per_job=True)) == [
+        (63.0, "torch seed 0 (article, init)"),
+        (63.0, "torch seed 1 (article, init)"),
+        (90.0, "tensorflow seed 0 (article, eps)"),
     ]

@@ -18,6 +18,7 @@ from conftest import REPO, default_params, run
 from lenet_compare.ablation import factors
 from lenet_compare.bench import wall_times
 from lenet_compare.core import layout
+from lenet_compare.core.article import PAIR
 from lenet_compare.core.errors import PipelineError
 
 # tools/wall_times.py, the command that writes the summary, loaded by path (tools/ is no package).
@@ -28,6 +29,7 @@ _spec.loader.exec_module(tool)
 
 def make_params() -> dict:
     params = default_params()
+    params["frameworks"] = list(PAIR)  # the made-up records are the pair's; a third framework has its own test
     params["seeds"], params["ablation"]["seeds"] = [0, 1, 2], [0, 1]
     return params
 
@@ -56,22 +58,16 @@ SECONDS = {
     **{("ablation_train", "tensorflow", s, rid): 250.0 + 10 * s + k for k, rid in enumerate(ABLATION_RUNS["tensorflow"])
        for s in (0, 1)},
 }  # fmt: skip
-# The baseline's ablation jobs, before one job trained one run: per (framework, seed), one job's time.
-SHARED_JOB_SECONDS = {("torch", 0): 600.0, ("torch", 1): 620.0, ("tensorflow", 0): 1000.0, ("tensorflow", 1): 1100.0}
 
 
-def write_records(root: Path, resumed: tuple = (), shared: bool = False) -> tuple[Path, Path]:
-    """Made-up records where the layout puts them; ``shared``: the ablation's as
-    tools/split_ablation_records.py left the baseline's (one job per framework and seed, split per run)."""
+def write_records(root: Path, resumed: tuple = (), times: dict = SECONDS) -> tuple[Path, Path]:
+    """Made-up records with these wall seconds (``times``, like SECONDS) where the layout puts them."""
     runs, ablation = root / "runs", root / "ablation"
-    for (job, f, s, rid), seconds in SECONDS.items():
+    for (job, f, s, rid), seconds in times.items():
         if job == "ablation_train":
             path = layout.ablation_run_file(f, s, rid, ablation)
             record = {"framework": f, "seed": s, "run": rid, "device_name": "Test CPU", "wall_seconds": seconds,
                       "resumed_after_epoch": 3 if (job, f, s, rid) in resumed else 0}  # fmt: skip
-            if shared:
-                record |= {"wall_seconds": None, "job_wall_seconds": SHARED_JOB_SECONDS[(f, s)],
-                           "job_runs": ABLATION_RUNS[f]}  # fmt: skip
         else:
             path = layout.run_file("run" if job == "train" else "metrics", f, s, runs)
             record = {"framework": f, "seed": s, "wall_seconds": seconds}
@@ -114,39 +110,22 @@ def test_the_summary_by_hand(tmp_path):
     assert "| all jobs | | | | | | 86.0 |" in md
     assert "The ablation took 63 % of all job time, 1.74 times the main runs'." in md
     assert "No job resumed from a checkpoint" in md
-    assert "several runs" not in md  # no job shared by runs
+    # The ablation's share is a paragraph of its own, the notes after it another.
+    assert "1.74 times the main runs'.\n\nTotals are sums of job wall times" in md
 
 
-def test_runs_that_shared_a_job_count_as_that_job(tmp_path):
-    """The baseline's ablation records, split per run from one job per framework and seed: each
-    job once, with its own time (job_wall_seconds), all its runs together; the note says so."""
-    runs, ablation = write_records(tmp_path, shared=True, resumed=(("ablation_train", "tensorflow", 1, "eps"),))
-    summary = wall_times.summarize(wall_times.collect(PARAMS, runs, ablation))
-    shared = [r for r in summary["jobs"] if r["job"] == "ablation_train"]
-    assert [(r["framework"], r["seed"], r["wall_seconds"], r["trained"]) for r in shared] == [
-        (f, s, SHARED_JOB_SECONDS[(f, s)], sorted(ABLATION_RUNS[f])) for f in ("torch", "tensorflow") for s in (0, 1)
+def test_a_framework_outside_the_article_has_main_jobs_and_no_ablation_jobs(tmp_path):
+    """The ablation explains the article's gap: it trains the article's pair only, whatever
+    params.yaml's frameworks say (JAX has no article settings to ablate)."""
+    params = make_params()
+    params["frameworks"] = [*PAIR, "jax"]
+    jax = {(job, "jax", s, rid): 100.0 + s for job, rid in (("train", "main"), ("evaluate", "")) for s in (0, 1, 2)}
+    runs, ablation = write_records(tmp_path, times=SECONDS | jax)
+    rows = wall_times.collect(params, runs, ablation)
+    assert [(r["job"], r["seed"]) for r in rows if r["framework"] == "jax"] == [
+        (job, s) for s in (0, 1, 2) for job in ("train", "evaluate")
     ]
-    groups = {(g["job"], g["framework"]): g for g in summary["groups"] if g["job"] == "ablation_train"}
-    assert groups[("ablation_train", "tensorflow")]["trained_runs"] == ["article", "eps", "init", "padding"]
-    assert groups[("ablation_train", "tensorflow")]["jobs"] == 2
-    assert summary["total_seconds"]["ablation_train"] == 3320.0
-    assert summary["resumed_jobs"] == ["ablation_train tensorflow seed 1"]  # its job, not only its run
-    md = wall_times.render_markdown(summary)
-    assert "| `ablation_train` | TensorFlow/Keras | 2 | article, eps, init, padding | 1050 | 1000-1100 | 35.0 |" in md
-    assert "| all jobs | | | | | | 86.8 |" in md
-    assert "4 of the ablation's jobs trained several runs one after the other" in md
-
-
-@pytest.mark.parametrize("first", [True, False], ids=["first run retrained", "other run retrained"])
-def test_runs_that_disagree_on_their_shared_job_are_refused(tmp_path, first):
-    """A run of a shared job retrained since by a job of its own: the old job's time would count for
-    the runs left, or not at all; so it is refused until the whole job's runs are retrained."""
-    runs, ablation = write_records(tmp_path, shared=True)
-    path = layout.ablation_run_file("torch", 1, "article" if first else "init", ablation)
-    record = json.loads(path.read_text())
-    path.write_text(json.dumps({k: v for k, v in record.items() if not k.startswith("job_")} | {"wall_seconds": 5.0}))
-    with pytest.raises(PipelineError, match=r"seed1/(article|init).json and .*seed1/(article|init).json disagree"):
-        wall_times.collect(PARAMS, runs, ablation)
+    assert len([r for r in rows if r["job"] == "ablation_train"]) == 2 * 6  # as without JAX
 
 
 def test_resumed_jobs_are_named(tmp_path):
@@ -168,18 +147,22 @@ def test_missing_records_are_listed_at_once(tmp_path):
     assert "torch/seed2/metrics.json" in str(e.value) and "tensorflow/seed1/padding.json" in str(e.value)
 
 
-@pytest.mark.parametrize("value", [None, "12", -1.0, True])
+ABSENT = object()  # the record has no wall_seconds at all
+
+
+@pytest.mark.parametrize("value", [ABSENT, None, "12", -1.0, True], ids=["absent", "null", "text", "negative", "bool"])
 @pytest.mark.parametrize(
     ("record", "rerun"),
     [
         ("tensorflow/seed0/metrics.json", "the evaluate step"),  # e.g. an evaluate step older than the field
-        ("torch/seed1/article.json", "the ablation's training"),  # a one-run job's record
+        ("torch/seed1/article.json", "the ablation's training"),  # every ablation job records its own
     ],
 )
 def test_a_record_without_a_usable_wall_time_names_the_step_to_rerun(tmp_path, value, record, rerun):
     runs, ablation = write_records(tmp_path)
     path = (runs if record.endswith("metrics.json") else ablation) / record
-    path.write_text(json.dumps(json.loads(path.read_text()) | {"wall_seconds": value}))
+    kept = {k: v for k, v in json.loads(path.read_text()).items() if k != "wall_seconds"}
+    path.write_text(json.dumps(kept if value is ABSENT else kept | {"wall_seconds": value}))
     with pytest.raises(PipelineError, match=rf"{record} has no usable wall_seconds.*rerun {rerun}"):
         wall_times.collect(PARAMS, runs, ablation)
 
@@ -205,20 +188,17 @@ def test_the_committed_summary_is_that_of_the_committed_records(tmp_path):
     assert json.loads(out_json.read_text()) == json.loads((REPO / "reports/wall_times.json").read_text())
     assert out_md.read_text() == (REPO / "reports/wall_times.md").read_text()
     assert docs.read_text() == (REPO / "docs/performance.md").read_text()
-    # The summary covers every job of the committed baseline. Its ablation ran one job per framework
-    # and seed, all of that framework's runs in a row (tools/split_ablation_records.py split the
-    # records per run since): each of those jobs counts once.
+    # The summary covers every job of the committed baseline: train and evaluate per framework and
+    # seed, and one job per ablation run of the article's pair, each with its own wall time.
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     summary = json.loads(out_json.read_text())
-    n_main = len(params["frameworks"]) * len(params["seeds"])
-    assert len(summary["jobs"]) == 2 * n_main + len(params["frameworks"]) * len(params["ablation"]["seeds"])
-    for f in params["frameworks"]:
-        for s in params["ablation"]["seeds"]:
-            records = [
-                json.loads(layout.ablation_run_file(f, s, rid, REPO / layout.ABLATION_RUNS_DIR).read_text())
-                for rid in factors.runs_to_train(params, f)
-            ]
-            assert {r["wall_seconds"] for r in records} == {None}
-            assert [r["job_runs"] for r in records] == [factors.runs_to_train(params, f)] * len(records)
-            job = next(r for r in summary["jobs"] if (r["job"], r["framework"], r["seed"]) == ("ablation_train", f, s))
-            assert {r["job_wall_seconds"] for r in records} == {job["wall_seconds"]}
+    n_main = 2 * len(params["frameworks"]) * len(params["seeds"])  # train and evaluate
+    ablation = [
+        (f, s, rid) for f in PAIR for s in params["ablation"]["seeds"] for rid in factors.runs_to_train(params, f)
+    ]
+    assert len(summary["jobs"]) == n_main + len(ablation)
+    rows = [r for r in summary["jobs"] if r["job"] == "ablation_train"]
+    assert [(r["framework"], r["seed"], r["run"]) for r in rows] == ablation
+    for r in rows:
+        record = json.loads((REPO / layout.ablation_run_file(r["framework"], r["seed"], r["run"])).read_text())
+        assert record["wall_seconds"] == r["wall_seconds"] and r["trained"] == [r["run"]]

@@ -1,16 +1,14 @@
 """How long the default pipeline takes on N job slots, from the last full run's own job records.
 
 Reads reports/wall_times.json (every train, evaluate and ablation_train job's wall time;
-tools/wall_times.py writes it) and the ablation's per-run records, and schedules the jobs
-after `init` on N slots: longest job first whenever a slot frees, each `evaluate` after its
-`train`. The data steps, `init` and the two report steps take seconds and are left out.
+tools/wall_times.py writes it) and schedules the jobs after `init` on N slots: longest job
+first whenever a slot frees, each `evaluate` after its `train`. The data steps, `init` and the
+two report steps take seconds and are left out.
 
-Each ablation run is one job now. A record written by such a job has its own ``wall_seconds``.
-A record split from an older job that trained several runs in a row
-(tools/split_ablation_records.py) has only that job's ``job_wall_seconds``: its run is then
-costed as its own epochs (training and validation passes, from its history) plus the whole old
-job's other time (framework import, data, testing), which each one-run job pays again: an upper
-bound. ``--per-job`` schedules the ablation as the old jobs instead, for comparison.
+Each ablation run is a job of its own. ``--per-job`` schedules the ablation as it ran before,
+for comparison: one job per framework and seed, training that framework's runs in a row, costed
+as the sum of those runs' job times. That is an upper bound on such a job: each one-run job pays
+the framework's import and the data loading again, which one shared job paid once.
 
     python tools/critical_path.py [--slots 2 10 30 50] [--per-job]
 """
@@ -20,7 +18,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,25 +32,18 @@ def main_jobs(wall_times: dict) -> tuple[dict, dict]:
     return train, evaluate
 
 
-def ablation_jobs(runs_dir: Path, per_job: bool) -> list[tuple[float, str]]:
-    """(seconds, name) of each ablation job: one per run, or (``per_job``) the old jobs' own times."""
-    records = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*/seed*/*.json"))]
-    shared = defaultdict(list)
-    jobs = []
-    for r in records:
-        name = f"{r['framework']} seed {r['seed']} {r['run']}"
-        if r.get("wall_seconds") is not None:
-            jobs.append((r["wall_seconds"], name))
-        else:
-            shared[(r["framework"], r["seed"], r["job_wall_seconds"])].append(r)
-    for (framework, seed, wall), runs in shared.items():
-        if per_job:
-            jobs.append((wall, f"{framework} seed {seed} ({', '.join(r['run'] for r in runs)})"))
-            continue
-        epochs = {r["run"]: r["train_seconds"] + sum(h.get("val_seconds") or 0 for h in r["history"]) for r in runs}
-        other = wall - sum(epochs.values())
-        jobs += [(seconds + other, f"{framework} seed {seed} {run}") for run, seconds in epochs.items()]
-    return jobs
+def ablation_jobs(wall_times: dict, per_job: bool) -> list[tuple[float, str]]:
+    """(seconds, name) of each ablation job: one per run, or (``per_job``) one per framework and seed."""
+    runs = [job for job in wall_times["jobs"] if job["job"] == "ablation_train"]
+    if not per_job:
+        return [(r["wall_seconds"], f"{r['framework']} seed {r['seed']} {r['run']}") for r in runs]
+    grouped: dict[tuple[str, int], list[dict]] = {}
+    for r in runs:
+        grouped.setdefault((r["framework"], r["seed"]), []).append(r)
+    return [
+        (sum(r["wall_seconds"] for r in mine), f"{framework} seed {seed} ({', '.join(r['run'] for r in mine)})")
+        for (framework, seed), mine in grouped.items()
+    ]
 
 
 def schedule(slots: int, train: dict, evaluate: dict, ablation: list) -> float:
@@ -76,11 +66,11 @@ def schedule(slots: int, train: dict, evaluate: dict, ablation: list) -> float:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--slots", type=int, nargs="+", default=[2, 10, 30, 50])
-    p.add_argument("--per-job", action="store_true", help="the ablation as the old jobs (several runs each)")
+    p.add_argument("--per-job", action="store_true", help="the ablation as one job per framework and seed")
     args = p.parse_args()
     wall_times = json.loads((REPO / "reports" / "wall_times.json").read_text())
     train, evaluate = main_jobs(wall_times)
-    ablation = ablation_jobs(REPO / "reports" / "ablation" / "runs", args.per_job)
+    ablation = ablation_jobs(wall_times, args.per_job)
     chain = max(train[k] + evaluate[k] for k in train)
     longest = max(ablation)
     print(f"longest main chain (train + evaluate): {chain:.0f} s")

@@ -6,13 +6,8 @@ of the step (the framework's import included) to its last write (paths: lenet_co
 - ``train``: ``reports/runs/{framework}/seed{seed}/run.json`` (``wall_seconds``),
 - ``evaluate``: ``reports/runs/{framework}/seed{seed}/metrics.json`` (``wall_seconds``),
 - ``ablation_train``: ``reports/ablation/runs/{framework}/seed{seed}/{run}.json`` (``wall_seconds``;
-  one job per run of lenet_compare.ablation.factors.runs_to_train).
-
-Before the ablation trained one run per job, one job trained all of a (framework, seed)'s runs.
-The committed baseline's records come from such jobs, split per run by
-tools/split_ablation_records.py: their ``wall_seconds`` is null, and each keeps the job's time as
-``job_wall_seconds`` with ``job_runs``, the runs that shared the job. Those records count as the
-one job they came from, once, with that time: a job's time cannot be split among its runs.
+  one job per run of lenet_compare.ablation.factors.runs_to_train, for the article's pair only:
+  the ablation explains the article's gap, whatever params.yaml's frameworks say).
 
 The data steps (download, prepare, init) and the two report steps take seconds and keep no such
 record; they are left out and the summary says so. ``tools/wall_times.py`` writes the summary
@@ -30,6 +25,7 @@ from pathlib import Path
 
 from lenet_compare.ablation import factors
 from lenet_compare.core import layout
+from lenet_compare.core.article import PAIR
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.frameworks import FRAMEWORK_NAMES
 from lenet_compare.report.common import read_json, require_files
@@ -52,7 +48,7 @@ def record_files(params: dict, runs_dir: Path, ablation_runs_dir: Path) -> list[
         for s in params["seeds"]:
             files.append(("train", f, s, "main", layout.run_file("run", f, s, runs_dir)))
             files.append(("evaluate", f, s, "", layout.run_file("metrics", f, s, runs_dir)))
-    for f in params["frameworks"]:
+    for f in PAIR:
         for s in params["ablation"]["seeds"]:
             for rid in factors.runs_to_train(params, f):
                 files.append(("ablation_train", f, s, rid, layout.ablation_run_file(f, s, rid, ablation_runs_dir)))
@@ -76,11 +72,6 @@ def collect(params: dict, runs_dir: Path, ablation_runs_dir: Path) -> list[dict]
     records = {(job, f, s, rid): (path, read_json(path, RERUN[job])) for job, f, s, rid, path in files}
     rows = []
     for (job, f, s, rid), (path, record) in records.items():
-        if job == "ablation_train" and record.get("wall_seconds") is None and "job_runs" in record:
-            shared = _shared_job(records, f, s, rid, path, record)
-            if shared is not None:  # None: counted with the first run of its job
-                rows.append({"job": job, "framework": f, "seed": s} | shared)
-            continue
         row = {"job": job, "framework": f, "seed": s} | ({"run": rid} if job == "ablation_train" else {})
         row["wall_seconds"] = _seconds(record.get("wall_seconds"), path, "wall_seconds", job)
         if job != "evaluate":
@@ -89,40 +80,6 @@ def collect(params: dict, runs_dir: Path, ablation_runs_dir: Path) -> list[dict]
             row["device_name"] = record.get("device_name")
         rows.append(row)
     return rows
-
-
-def _shared_job(records: dict, f: str, s: int, rid: str, path: Path, record: dict) -> dict | None:
-    """The row of a job that trained several ablation runs (module docstring), for its first run; else None.
-
-    Every run of the job must have such a record with the same job time: a run retrained since by
-    a job of its own would leave the old job's time counted for none or twice.
-    """
-    job_runs = record["job_runs"]
-    if not isinstance(job_runs, list) or rid not in job_runs:
-        raise PipelineError(f"{path}: job_runs {job_runs!r} does not hold its own run {rid!r}")
-    seconds = _seconds(record.get("job_wall_seconds"), path, "job_wall_seconds", "ablation_train")
-    mates = []
-    for other in job_runs:
-        key = ("ablation_train", f, s, other)
-        if key not in records:
-            raise PipelineError(
-                f"{path} shares its job with run {other!r}, which is not a run params.yaml's ablation trains; "
-                + RERUN["ablation_train"]
-            )
-        other_path, other_record = records[key]
-        if (other_record.get("job_runs"), other_record.get("job_wall_seconds")) != (job_runs, seconds):
-            raise PipelineError(
-                f"{other_path} and {path} disagree on the job they shared; {RERUN['ablation_train']} for both"
-            )
-        mates.append(other_record)
-    if rid != job_runs[0]:
-        return None
-    return {
-        "wall_seconds": seconds,
-        "trained": sorted(job_runs),
-        "resumed": any(bool(r.get("resumed_after_epoch")) for r in mates),
-        "device_name": record.get("device_name"),
-    }
 
 
 def _stats(values: list[float]) -> dict:
@@ -138,8 +95,7 @@ def _stats(values: list[float]) -> dict:
 def summarize(rows: list[dict]) -> dict:
     """Per job kind, framework and runs trained: count, median, min, max and total; totals per kind and in all.
 
-    Each ablation run is a job of its own, so its runs get a group each; jobs that trained several
-    runs together (the baseline's, module docstring) form one group per framework, as they ran.
+    Each ablation run is a job of its own, so its runs get a group each.
     """
     groups = []
     for job in JOBS:
@@ -190,18 +146,6 @@ def table(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def shared_note(summary: dict) -> str:
-    """Says which ablation jobs trained several runs together (module docstring); "" when none did."""
-    shared = [r for r in summary["jobs"] if r["job"] == "ablation_train" and len(r["trained"]) > 1]
-    if not shared:
-        return ""
-    return (
-        f"{len(shared)} of the ablation's jobs trained several runs one after the other, as the ablation ran "
-        "before each run became a job of its own; their run records keep that job's time (`job_wall_seconds`, "
-        "`job_runs`) and each such job counts once."
-    )
-
-
 def render_markdown(summary: dict) -> str:
     resumed = summary["resumed_jobs"]
     share = summary["ablation_share"]
@@ -221,7 +165,7 @@ def render_markdown(summary: dict) -> str:
             f"The ablation took {100 * share:.0f} % of all job time, {per_main:.2f} times the main runs'."
             if share is not None and per_main is not None
             else "",
-            shared_note(summary),
+            "",
             "Totals are sums of job wall times (one job slot's cost); how long the run took from start "
             "to end depends on how many jobs ran side by side.",
             f"Jobs that resumed from a checkpoint (their time covers only the rest): {', '.join(resumed)}."
