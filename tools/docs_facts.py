@@ -59,9 +59,9 @@ MEANINGS = {
     "train": {
         "epochs": "passes over the training split",
         "batch_size": "images per step; the last batch of an epoch is partial",
-        "lr": "Adam's learning rate, the same in both frameworks",
-        "betas": "Adam's beta1 and beta2, the same in both frameworks",
-        "eps": "Adam's epsilon, the same in both frameworks (Keras adds it before the bias correction: "
+        "lr": "Adam's learning rate, the same in every framework",
+        "betas": "Adam's beta1 and beta2, the same in every framework",
+        "eps": "Adam's epsilon, the same in every framework (Keras adds it before the bias correction: "
         "[design.md](design.md#the-articles-differences))",
         "init": "`shared`: both start from the `init` step's weights for the seed; `native`: each framework's "
         "own initializers, seeded",
@@ -72,7 +72,7 @@ MEANINGS = {
         "tf32": "TensorFloat-32 matmuls on Ampere and later GPUs; off, both compute in float32",
         "fast": "each framework's fastest path that trains the same algorithm (see [Fast paths](#fast-paths)); "
         "`false`: the plain loop",
-        "threads": "CPU threads per training and evaluation job, set inside each step for both frameworks; "
+        "threads": "CPU threads per training and evaluation job, set inside each step for every framework; "
         "also the `threads:` of those Snakemake rules ([performance.md](performance.md#threads-per-job))",
         "xla": "Keras's `jit_compile` (XLA) for training; PyTorch has no such switch. It needs "
         "`train.deterministic: false`; on a CPU it made Keras's epochs slower "

@@ -1,6 +1,6 @@
 """Which train.threads to default to: N jobs x 1 thread against 1 job x N threads on this machine.
 
-Runs the same training and evaluation jobs (both frameworks x 2 seeds, 2 epochs of 18,000
+Runs the same training and evaluation jobs (every framework x 2 seeds, 2 epochs of 18,000
 images) under `snakemake --cores N` in a copy of the repository, once with train.threads 1
 (N jobs side by side) and once with train.threads N (one job at a time), alternating for
 --rounds rounds, and writes wall times and each run's own training seconds to reports/threads.json.
