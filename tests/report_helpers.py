@@ -19,7 +19,7 @@ from synthetic_runs import write_runs
 from lenet_compare.report.compare import build
 
 FRAMEWORKS = ("torch", "tensorflow")
-# A third framework, made up (FRAMEWORK_NAMES knows "jax"; the pipeline does not train it yet).
+# Every framework, with made-up runs (synthetic_runs): the report's N-framework comparison.
 THREE = ("torch", "tensorflow", "jax")
 SEEDS = (0, 1, 2)
 

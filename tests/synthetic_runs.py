@@ -16,7 +16,8 @@ from lenet_compare.core.article import PAIR
 from lenet_compare.data.dataset import load_prepared
 from lenet_compare.evaluate.classification import classification_metrics
 
-# "jax" stands for a third framework (FRAMEWORK_NAMES knows it; the pipeline does not train it yet).
+# Made-up runs of every framework, so the report's code for any number of frameworks is tested
+# without training (the tiny real runs are in conftest).
 ACCURACY = {"torch": 0.86, "tensorflow": 0.87, "jax": 0.865}
 # The calls evaluate's inference timing names (lenet_compare.evaluate.inference_timing), per framework.
 NAIVE_CALL = {"torch": "model(x)", "tensorflow": "model(x, training=False)", "jax": "model.apply(params, x)"}

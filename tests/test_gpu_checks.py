@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import env_with_venv, make_workspace, tiny_params, write_params
+from conftest import env_with_venv, make_workspace, tiny_params
 
 from lenet_compare.core.config import validate_params
 from lenet_compare.core.errors import PipelineError
@@ -42,11 +42,13 @@ def fake_gpu(tmp_path: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_a_gpu_job_whose_framework_sees_no_gpu_stops_for_both_frameworks(tmp_path: Path, fake_gpu: dict):
-    """`snakemake --resources gpu=1` schedules both training jobs on the (fake) GPU; each stops
-    before training, names its framework, what it sees and the fixes, and writes nothing."""
-    ws = make_workspace(tmp_path / "ws", tiny_params())
-    targets = [f"reports/runs/{fw}/seed0/run.json" for fw in ("torch", "tensorflow")]
+def test_a_gpu_job_whose_framework_sees_no_gpu_stops_for_every_framework(tmp_path: Path, fake_gpu: dict):
+    """`snakemake --resources gpu=1` schedules every framework's training job on the (fake) GPU;
+    each stops before training, names its framework, what it sees and the fixes, and writes
+    nothing. JAX would fall back to the CPU silently unless its platform is named: it stops too."""
+    params = tiny_params()
+    ws = make_workspace(tmp_path / "ws", params)
+    targets = [f"reports/runs/{fw}/seed0/run.json" for fw in params["frameworks"]]
     done = subprocess.run(
         ["snakemake", "--cores", "2", "--resources", "gpu=1", "--keep-going", *targets],
         cwd=ws,
@@ -59,51 +61,20 @@ def test_a_gpu_job_whose_framework_sees_no_gpu_stops_for_both_frameworks(tmp_pat
     expected = {
         "torch": ("PyTorch sees no GPU", "torch.cuda.is_available() is False"),
         "tensorflow": ("TensorFlow/Keras sees no GPU", "tf.config.list_physical_devices('GPU') = []"),
+        "jax": ("JAX sees no GPU", "jax.devices('cuda') with JAX_PLATFORMS=cuda gives"),
     }
+    assert set(params["frameworks"]) == set(expected)
     for fw, (headline, sees) in expected.items():
         log = (ws / f"logs/train/{fw}/seed0.log").read_text()
         assert headline in log, log[-3000:]
         assert sees in log
         assert "the driver shows 1 GPU(s)" in log  # train.device: auto, and the driver lists one
         assert "train.device: cpu" in log and "CUDA_VISIBLE_DEVICES" in log  # the fixes
-        assert not (ws / f"reports/runs/{fw}/seed0").exists()
+        assert "epoch 1/" not in log and "Traceback" not in log
+        assert not (ws / f"reports/runs/{fw}/seed0").exists()  # no run.json, history or live metrics
         assert not (ws / f"data/models/{fw}/seed0").exists()
         assert not list((ws / "data").glob(f"checkpoints/{fw}/seed0/*"))
-
-
-def test_a_gpu_job_whose_jax_sees_no_gpu_stops(tmp_path: Path, fake_gpu: dict):
-    """The same for JAX, one level down: the pipeline does not train JAX yet (params.yaml's
-    frameworks), so the train step's own command line runs it, as the rule would. JAX falls back
-    to the CPU silently unless its platform is named; the job stops instead, before any epoch."""
-    root = tmp_path / "ws"
-    root.mkdir()
-    write_params(root / "params.yaml", tiny_params())
-    scripts = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
-    init = [sys.executable, str(scripts / "init.py"), "--seed", "0", "--out", "data/init/seed0.npz"]
-    subprocess.run(init, cwd=root, env=fake_gpu, check=True, capture_output=True, timeout=300)
-    out = root / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(scripts / "train.py"),
-            *("--framework", "jax", "--seed", "0", "--data", "no-cache-needed.npz", "--init", "data/init/seed0.npz"),
-            *("--model-dir", str(out / "model"), "--history", str(out / "history.csv")),
-            *("--run-record", str(out / "run.json"), "--checkpoint-dir", str(out / "checkpoints")),
-        ],
-        cwd=root,
-        env=fake_gpu,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    log = done.stdout + done.stderr
-    assert done.returncode == 1, log[-3000:]
-    assert "JAX sees no GPU" in log, log[-3000:]
-    assert "jax.devices('cuda') with JAX_PLATFORMS=cuda gives" in log and "jax-cuda12-plugin" in log
-    assert "the driver shows 1 GPU(s)" in log
-    assert "train.device: cpu" in log and "CUDA_VISIBLE_DEVICES" in log
-    assert "epoch 1/" not in log and "Traceback" not in log
-    assert not out.exists()  # no run.json, model, history or checkpoint
+    assert "jax-cuda12-plugin" in (ws / "logs/train/jax/seed0.log").read_text()  # JAX's fix
 
 
 def test_the_same_params_on_a_machine_without_gpu_train_on_the_cpu():

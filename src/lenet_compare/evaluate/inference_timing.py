@@ -7,10 +7,11 @@ batch 1 and at batch 1,000, on the same images, in the evaluate step's process (
 train.threads, already set):
 
 - naive: the call a first attempt makes. PyTorch ``model(x)`` (evaluation mode, autograd on),
-  Keras ``model(x, training=False)`` (eager).
+  Keras ``model(x, training=False)`` (eager), Flax NNX ``model(x)`` (eager, op by op).
 - idiomatic: the framework's own ways of serving a model. PyTorch: ``torch.inference_mode()``,
   eager and ``torch.compile``-d; Keras: ``tf.function`` with a fixed input signature, the same
-  with XLA (``jit_compile=True``), and ``predict_on_batch``.
+  with XLA (``jit_compile=True``), and ``predict_on_batch``; JAX: ``nnx.jit``, the same with
+  ``nnx.cached_partial``, and ``jax.jit`` of the split state (``jax_paths``).
 
 Per batch size, the idiomatic path with the lowest median is labelled "fastest idiomatic"; the
 choice comes from the measurement, not from a rule (which one wins depends on the machine and
@@ -20,8 +21,8 @@ on a shared machine hits all of them alike; medians, because such a machine is n
 any timing, every idiomatic path's logits are checked against the naive path's: a path that
 computes something else is an error, never a speed.
 
-The module imports no framework at the top: ``torch_paths`` and ``tensorflow_paths`` import
-theirs when called, so the evaluate step still imports exactly one.
+The module imports no framework at the top: ``torch_paths``, ``tensorflow_paths`` and
+``jax_paths`` import theirs when called, so the evaluate step still imports exactly one.
 """
 
 from __future__ import annotations

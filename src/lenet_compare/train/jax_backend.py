@@ -119,14 +119,13 @@ VERSION = (
 ACTIVATIONS = {"relu": jax.nn.relu, "tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid}
 POOLINGS = {"avg": nnx.avg_pool, "max": nnx.max_pool}
 PREDICT_BATCH = 1000
-# Training steps per call of the fast path's compiled program (train.fast), unrolled in it. The
-# step's arithmetic dominates a LeNet step on a CPU (~5 ms at batch 32, one thread: Eigen's
-# convolutions, conv1's single input channel the slowest); measured on 2 shared Xeon cores,
-# ms per step: 5.7 with nnx.jit per step (the plain path), 5.7 with jax.jit per step on the split
-# state, 5.5 with 4 steps per call, 5.2-5.3 with 8 and with 16 (first call 4.6 s at 8, 8.4 s at
-# 16: compile time grows with the steps unrolled); an epoch of 20,000 images took 4.0-4.7 s plain,
-# 3.3-3.8 s fast (two runs; the first epoch, which compiles, 6-7 s and 9-11 s). One jax.lax.scan over
-# the epoch was 3.5x slower per step: XLA's CPU convolutions run far slower inside a loop body
+# Training steps per call of the fast path's compiled program (train.fast), unrolled in it. On a
+# CPU a LeNet step's arithmetic (Eigen's convolutions) dominates, so the gain is Python's and
+# Flax's per-call cost, paid once per call, and XLA's optimizing across a call's steps; compile
+# time grows with the steps unrolled. Of 1, 4, 8 and 16 steps per call, 8 and 16 were the
+# fastest per step and 8 compiled in about half the time (development machine; the resulting
+# plain and fast epochs: reports/benchmark.md). One jax.lax.scan over the epoch was several
+# times slower per step: XLA's CPU convolutions run far slower inside a loop body
 # (jax-ml/jax#12868).
 STEPS_PER_CALL = 8
 PLATFORMS = {"cuda": "cuda", "cpu": "cpu"}  # devices.resolve_device's answer -> jax_platforms
@@ -304,7 +303,7 @@ _gpu_probe: dict | None = None
 
 
 def _probe_gpu() -> dict:
-    """jax.devices("cuda") in a fresh Python process with JAX_PLATFORMS=cuda (about 1-3 s)."""
+    """jax.devices("cuda") in a fresh Python process with JAX_PLATFORMS=cuda (a few seconds)."""
     global _gpu_probe
     if _gpu_probe is None:
         env = {**os.environ, "JAX_PLATFORMS": "cuda", "XLA_PYTHON_CLIENT_PREALLOCATE": "false"}
@@ -650,6 +649,6 @@ def load_model(model_dir: Path, spec: LeNetSpec) -> LeNet:
 
 
 def load_for_inference(model_dir: Path, spec: LeNetSpec, threads: int | None = None) -> LeNet:
-    """The trained model on the CPU (10,000 test images take ~1 s)."""
+    """The trained model on the CPU (the whole test set takes about a second)."""
     configure("cpu", deterministic=True, tf32=False, seed=0, threads=threads)
     return load_model(model_dir, spec)
