@@ -3,10 +3,10 @@ give, and dvc.lock records exactly the committed report files.
 
 A fresh clone has no data/ (models, predictions, the prepared cache), so the report step itself
 cannot rerun here. Instead:
-- reports/metrics.json's accuracies, gap, equivalence test and timings are recomputed by hand
-  (numpy and scipy.stats.t, no project code) from the runs' metrics.json and run.json, and its keys
-  are those the report step writes today (the Holm-adjusted ``p_holm`` keys excepted: they come with
-  the next baseline);
+- reports/metrics.json's accuracies, every pair's difference, t-test and equivalence test (raw and
+  Holm-adjusted over the pairs) and the timings are recomputed by hand (numpy and scipy.stats.t,
+  no project code) from the runs' metrics.json and run.json, and its keys are those the report step
+  writes today;
 - the ablation's report, which needs only run records, is rebuilt and must equal the committed one;
 - every report file dvc.lock lists as an output has the hash dvc.lock records for it.
 Numbers are compared to 1e-9 percent points: the same float64 formulas in another order differ
@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
@@ -62,14 +61,18 @@ def test_the_baseline_ran_every_seed_of_params_yaml():
 
 
 def test_the_metrics_have_the_layout_the_report_step_writes():
-    """`dvc metrics diff` lines up with older commits: every committed key is one the report step writes
-    today, in its order. Only the Holm-adjusted p-values (``p_holm``, added with the comparison of any
-    number of frameworks) may be missing: they come with the next baseline."""
+    """`dvc metrics diff` lines up with older commits: the committed keys are the report step's, in its order."""
     further = [pair_key(a, b) for a, b in framework_pairs(list(PARAMS["frameworks"]))[1:]]
-    expected = summary_keys(PARAMS["frameworks"], further)
-    committed = list(flatten(METRICS))
-    assert committed == [key for key in expected if key in committed]
-    assert all(key.endswith(".p_holm") for key in expected if key not in committed)
+    assert list(flatten(METRICS)) == summary_keys(PARAMS["frameworks"], further)
+
+
+@pytest.mark.parametrize("framework", PARAMS["frameworks"])
+def test_every_run_trained_the_one_spec(framework):
+    """Every framework's runs are the spec's 61,706-parameter LeNet-5 (the article's network,
+    params.yaml's model), one per seed."""
+    for seed in PARAMS["seeds"]:
+        run = json.loads((REPO / layout.run_file("run", framework, seed)).read_text())
+        assert (run["framework"], run["seed"], run["n_parameters"]) == (framework, seed, 61706)
 
 
 @pytest.mark.parametrize("framework", PARAMS["frameworks"])
@@ -81,28 +84,54 @@ def test_each_frameworks_accuracy_is_that_of_its_runs(framework):
     assert (m["ci95_low"], m["ci95_high"]) == pytest.approx((low, high), abs=TOL)
 
 
-def test_the_gap_and_the_equivalence_verdict_are_those_of_the_runs():
-    d = accuracies("tensorflow") - accuracies("torch")  # TF - PT, paired by seed, in points
-    n = d.size
-    mean, std, low, high = mean_ci(d, 0.95)
-    se = std / math.sqrt(n)
-    gap = METRICS["gap"]
-    assert gap["mean"] == pytest.approx(mean, abs=TOL)
-    assert (gap["ci95_low"], gap["ci95_high"]) == pytest.approx((low, high), abs=TOL)
-    assert gap["p"] == pytest.approx(2 * sps.t.sf(abs(mean / se), n - 1), rel=1e-9)
-    # One pair (two frameworks): Holm's adjustment leaves p as it is (absent before the next baseline).
-    assert gap.get("p_holm", gap["p"]) == gap["p"]
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm's step-down adjustment, written out: the k-th smallest of m p-values times (m - k + 1),
+    never below the adjusted p before it, at most 1."""
+    adjusted, running = [0.0] * len(pvalues), 0.0
+    for rank, i in enumerate(sorted(range(len(pvalues)), key=lambda i: pvalues[i])):
+        running = max(running, min(1.0, (len(pvalues) - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted
 
-    # The TOST at alpha = 0.05: both one-sided tests against -m and +m; its p is the larger.
+
+def committed_pairs() -> list[tuple[str, str, dict, dict]]:
+    """Every pair (a, b) with its committed b - a test and TOST: the article's pair first (``gap``,
+    ``equivalence``), then ``pairs.{b}_minus_{a}`` in params.yaml's order."""
+    frameworks = PARAMS["frameworks"]
+    pairs = [PAIR] + [(a, b) for i, a in enumerate(frameworks) for b in frameworks[i + 1 :] if {a, b} != set(PAIR)]
+    further = METRICS.get("pairs", {})
+    assert list(further) == [f"{b}_minus_{a}" for a, b in pairs[1:]]
+    out = [(*PAIR, METRICS["gap"], METRICS["equivalence"])]
+    return out + [(a, b, further[f"{b}_minus_{a}"], further[f"{b}_minus_{a}"]["equivalence"]) for a, b in pairs[1:]]
+
+
+def test_every_pairs_tests_are_those_of_the_runs():
+    """Each pair's mean difference, CIs, paired t-test and TOST at the margin, then both families
+    of p-values Holm-adjusted across the pairs; the verdict is the adjusted TOST p's."""
     margin = PARAMS["report"]["equivalence_margin"]
-    eq = METRICS["equivalence"]
-    assert eq["margin"] == margin
-    _, _, low90, high90 = mean_ci(d, 0.90)
-    assert (eq["ci90_low"], eq["ci90_high"]) == pytest.approx((low90, high90), abs=TOL)
-    p_tost = max(sps.t.sf((mean + margin) / se, n - 1), sps.t.cdf((mean - margin) / se, n - 1))
-    assert eq["p"] == pytest.approx(p_tost, rel=1e-9)
-    assert eq.get("p_holm", eq["p"]) == eq["p"]
-    assert eq["equivalent"] is bool(-margin < low90 and high90 < margin)
+    pairs = committed_pairs()
+    assert len(pairs) == len(PARAMS["frameworks"]) * (len(PARAMS["frameworks"]) - 1) // 2
+    t_p, tost_p = [], []
+    for a, b, gap, eq in pairs:
+        d = accuracies(b) - accuracies(a)  # paired by seed, in points
+        n = d.size
+        mean, std, low, high = mean_ci(d, 0.95)
+        se = std / math.sqrt(n)
+        assert gap["mean"] == pytest.approx(mean, abs=TOL), (a, b)
+        assert (gap["ci95_low"], gap["ci95_high"]) == pytest.approx((low, high), abs=TOL), (a, b)
+        t_p.append(2 * sps.t.sf(abs(mean / se), n - 1))
+        assert gap["p"] == pytest.approx(t_p[-1], rel=1e-9), (a, b)
+
+        # The TOST at alpha = 0.05: both one-sided tests against -m and +m; its p is the larger.
+        assert eq["margin"] == margin
+        _, _, low90, high90 = mean_ci(d, 0.90)
+        assert (eq["ci90_low"], eq["ci90_high"]) == pytest.approx((low90, high90), abs=TOL), (a, b)
+        tost_p.append(max(sps.t.sf((mean + margin) / se, n - 1), sps.t.cdf((mean - margin) / se, n - 1)))
+        assert eq["p"] == pytest.approx(tost_p[-1], rel=1e-9), (a, b)
+    for (a, b, gap, eq), t_adjusted, tost_adjusted in zip(pairs, holm(t_p), holm(tost_p), strict=True):
+        assert gap["p_holm"] == pytest.approx(t_adjusted, rel=1e-9), (a, b)
+        assert eq["p_holm"] == pytest.approx(tost_adjusted, rel=1e-9), (a, b)
+        assert eq["equivalent"] is bool(tost_adjusted < 0.05), (a, b)
 
 
 @pytest.mark.parametrize("framework", PARAMS["frameworks"])
@@ -171,63 +200,12 @@ def lock_outputs() -> list[tuple[str, str, dict]]:
     return [(stage, out["path"], out) for stage, body in lock["stages"].items() for out in body.get("outs", [])]
 
 
-# The baseline's ablation jobs each trained several runs, into one record and one live folder per
-# (framework, seed); tools/split_ablation_records.py moved them to today's layout, one record and
-# one live folder per run, changing no value. dvc.lock still describes those jobs (stage names
-# like ablation_train@torch-0, which dvc.yaml no longer has) until the next baseline. Their
-# records and plot folders are checked by putting them back together from today's files.
-SUPERSEDED = re.compile(r"ablation_train@(?P<framework>[a-z]+)-(?P<seed>\d+)")
-
-
-def joined_ablation_record(framework: str, seed: int) -> bytes:
-    """The old per-job record, rebuilt from the per-run records the split tool wrote."""
-    records = [
-        json.loads(p.read_text()) for p in sorted(layout.ablation_run_file(framework, seed, "x").parent.glob("*.json"))
-    ]
-    first = records[0]
-    by_run = {r["run"]: r for r in records}
-    job = ("framework", "framework_version", "python_version", "seed", "device", "device_name", "epochs",
-           "batch_size", "n_train", "steps")  # fmt: skip
-    old = {key: first[key] for key in job} | {"wall_seconds": first["job_wall_seconds"], "runs": {}}
-    for run in first["job_runs"]:
-        record = by_run[run]
-        assert record["job_wall_seconds"] == old["wall_seconds"] and record["job_runs"] == first["job_runs"]
-        skip = {*job, "run", "wall_seconds", "job_wall_seconds", "job_runs"}
-        old["runs"][run] = {k: v for k, v in record.items() if k not in skip}
-    return (json.dumps(old, indent=2) + "\n").encode()
-
-
-def joined_live_plots_md5(framework: str, seed: int) -> str:
-    """DVC's hash of the old live plots folder (plots/metrics/{run}/...), from today's per-run folders."""
-    root = REPO / layout.ABLATION_LIVE.format(framework=framework, seed=seed, run="x")
-    entries = sorted(
-        (
-            {"md5": md5(p), "relpath": f"{run.name}/{p.relative_to(run / 'plots' / 'metrics').as_posix()}"}
-            for run in root.parent.iterdir()
-            for p in (run / "plots" / "metrics").rglob("*")
-            if p.is_file()
-        ),
-        key=lambda e: tuple(e["relpath"].split("/")),
-    )
-    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
-
-
 def test_dvc_lock_records_exactly_the_committed_reports():
     """Every output under reports/ that dvc.lock lists is committed with the hash it records:
     dvc.lock and reports/ come from one run (what `dvc status` checks, without data/)."""
     checked = set()
     for stage, path, out in lock_outputs():
         if not path.startswith("reports/"):
-            continue
-        if old := SUPERSEDED.fullmatch(stage):
-            f, s = old["framework"], int(old["seed"])
-            if path.endswith(f"seed{s}.json"):
-                assert hashlib.md5(joined_ablation_record(f, s)).hexdigest() == out["md5"], path
-            elif path.endswith("plots/metrics"):
-                assert joined_live_plots_md5(f, s) == out["md5"], path
-            # The old live metrics.json (each run's last values under its run id) is not rebuilt:
-            # its values are the last lines of the plots checked here.
-            checked.add(path)
             continue
         target = REPO / path
         assert target.exists(), f"{stage}: {path} is in dvc.lock but not committed"
@@ -243,12 +221,26 @@ def test_dvc_lock_records_exactly_the_committed_reports():
         for s in PARAMS["seeds"]
     ]
     ablation = [
-        f"reports/ablation/runs/{f}/seed{s}.json" for f in PARAMS["frameworks"] for s in PARAMS["ablation"]["seeds"]
+        layout.ablation_run_file(f, s, run).as_posix()
+        for f in PAIR
+        for s in PARAMS["ablation"]["seeds"]
+        for run in runs_to_train(PARAMS, f)
     ]
     assert {*runs, *ablation, "reports/metrics.json", "reports/report.md", "reports/ablation.md"} <= checked
 
 
-def test_the_split_ablation_records_are_todays_layout():
+def test_dvc_lock_has_exactly_the_stages_of_dvc_yaml():
+    """dvc.lock records every stage dvc.yaml expands to (matrix and foreach included) and no other:
+    `dvc commit` adds a renamed stage's entry but keeps the old one, which nothing would then check."""
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        stages = {s.addressing for s in repo.index.stages if s.path_in_repo == "dvc.yaml"}
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())
+    assert set(lock["stages"]) == stages
+
+
+def test_every_ablation_run_has_its_record_and_live_folder():
     """Every ablation run the factors name has its per-run record and live folder."""
     for f in PAIR:
         for s in PARAMS["ablation"]["seeds"]:

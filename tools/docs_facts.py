@@ -39,6 +39,7 @@ from lenet_compare.core.atomic import write_text
 from lenet_compare.core.config import load_params
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.frameworks import FRAMEWORK_NAMES
+from lenet_compare.report.common import headline
 
 REPO = Path(__file__).resolve().parents[1]
 PREFIX = "facts:"
@@ -63,18 +64,19 @@ MEANINGS = {
         "betas": "Adam's beta1 and beta2, the same in every framework",
         "eps": "Adam's epsilon, the same in every framework (Keras adds it before the bias correction: "
         "[design.md](design.md#the-articles-differences))",
-        "init": "`shared`: both start from the `init` step's weights for the seed; `native`: each framework's "
-        "own initializers, seeded",
-        "order": "`shared`: identical minibatches in both; `native`: each framework shuffles its own way; "
+        "init": "`shared`: every framework starts from the `init` step's weights for the seed; `native`: each "
+        "framework's own initializers, seeded",
+        "order": "`shared`: identical minibatches in every framework; `native`: each framework shuffles its own way; "
         "`fixed`: the data set's order every epoch, as the article's PyTorch `DataLoader(shuffle=False)`",
         "device": "`auto` uses a GPU when one is visible; `cpu`; `cuda` stops at once when no GPU is visible",
-        "deterministic": "deterministic kernels in both (see [Determinism](#determinism))",
-        "tf32": "TensorFloat-32 matmuls on Ampere and later GPUs; off, both compute in float32",
+        "deterministic": "deterministic kernels in every framework (see [Determinism](#determinism))",
+        "tf32": "TensorFloat-32 matmuls on Ampere and later GPUs; off, every framework computes in float32",
         "fast": "each framework's fastest path that trains the same algorithm (see [Fast paths](#fast-paths)); "
         "`false`: the plain loop",
         "threads": "CPU threads per training and evaluation job, set inside each step for every framework; "
         "also the `threads:` of those Snakemake rules ([performance.md](performance.md#threads-per-job))",
-        "xla": "Keras's `jit_compile` (XLA) for training; PyTorch has no such switch. It needs "
+        "xla": "Keras's `jit_compile` (XLA) for training; PyTorch has no such switch, and JAX always compiles "
+        "with XLA (it ignores the value). It needs "
         "`train.deterministic: false`; on a CPU it made Keras's epochs slower "
         "([performance.md](performance.md#why-the-fast-paths-are-faster))",
     },
@@ -89,6 +91,7 @@ class Sources(NamedTuple):
     accuracies: dict[str, list[float]]  # the committed main runs' test accuracies, per framework, by seed
     demo: dict  # tools/demo.py's DEMO
     demo_params: Callable[[dict], dict]
+    metrics_path: Path  # reports/metrics.json, which the headline reads itself
 
 
 class Block(NamedTuple):
@@ -210,6 +213,11 @@ def equivalence_reach(src: Sources) -> str:
     )
 
 
+def baseline_headline(src: Sources) -> str:
+    """The committed baseline's answer line, as the report step prints it (report.common.headline)."""
+    return f"```\n{headline(src.metrics_path)}\n```"
+
+
 def machine(src: Sources) -> str:
     a = src.artifacts
     names = ("benchmark", "threads", "xla", "wall_times")
@@ -259,6 +267,7 @@ BLOCKS = (
     Block("train-params", "docs/protocol.md", "params.yaml and lenet_compare.core.article", train_params),
     Block("equivalence-reach", "docs/protocol.md", "reports/metrics.json and reports/runs", equivalence_reach),
     Block("ablation-runs", "docs/protocol.md", "params.yaml and lenet_compare.ablation.factors", ablation_runs),
+    Block("headline", "docs/experiments.md", "reports/metrics.json", baseline_headline),
     Block("machine", "docs/performance.md", "reports/{benchmark,threads,xla,wall_times}.json", machine),
     Block("demo", "docs/snakemake.md", "tools/demo.py, params.yaml and lenet_compare.ablation.factors", demo_jobs),
 )
@@ -285,7 +294,14 @@ def load_sources(repo: Path = REPO) -> Sources:
     spec = importlib.util.spec_from_file_location("demo_tool", repo / "tools" / "demo.py")
     demo = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(demo)
-    return Sources(params, artifacts, accuracies, dict(demo.DEMO), lambda base: demo.demo_params(base, None))
+    return Sources(
+        params,
+        artifacts,
+        accuracies,
+        dict(demo.DEMO),
+        lambda base: demo.demo_params(base, None),
+        repo / "reports" / "metrics.json",
+    )
 
 
 def note(block: Block) -> str:
