@@ -25,7 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@# torch's CUDA 13 wheels and the CUDA 12 ones of TensorFlow and JAX both install
 	@# nvidia/cudnn/lib, nvidia/nccl/lib and nvidia/nvshmem/lib under the same file names, and the
 	@# last one pip installs wins. Make it CUDA 12's on every machine
-	@# (docs/slurm-and-gpus.md#one-cudnn-for-both).
+	@# (docs/slurm-and-gpus.md#one-cudnn-for-every-framework).
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall \
 		$$(grep -E '^nvidia-(cudnn|nccl|nvshmem)-cu12==' requirements.txt)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -35,17 +35,12 @@ $(STAMP): requirements.txt pyproject.toml
 data-source:
 	@tools/ensure-offline-data.sh
 
-# A fresh clone has the committed baseline reports/ but no data/ and no Snakemake records of
-# how they were made; Snakemake would call those reports up to date. Rebuild everything then.
+# In a fresh clone (the committed reports/, no data/) Snakemake schedules every job: the jobs
+# that make data/ must run, and every job after them follows (docs/engines.md#a-fresh-clone).
 run: setup data-source
-	@if [ -e data/prepared/fashion_mnist.npz ]; then \
-		snakemake --cores 4 --resources gpu=1; \
-	else \
-		echo "No data/ yet: running every step (the committed reports/ are rebuilt too)."; \
-		snakemake --cores 4 --resources gpu=1 --forceall; \
-	fi
+	snakemake --cores 4 --resources gpu=1
 
-# A first look in a few minutes: the whole pipeline (all three frameworks, 2 seeds, the ablation,
+# A first look in a few minutes: the whole pipeline (every framework, 2 seeds, the ablation,
 # the report) on a small subset, in a throwaway copy of the checkout (tools/demo.py). Nothing in
 # the checkout is written. Ends with the run's one-line answer and the path of its report.html.
 demo: setup
@@ -65,12 +60,14 @@ benchmark: setup data-source
 	snakemake benchmark --cores 4 --resources gpu=1
 
 # Everything: the fast tier below plus the tests that train or run whole engines (tiny subsets).
-test: setup
+# The tests read Fashion-MNIST from Debian's dataset-fashion-mnist only (their tiny params), and
+# skip the end-to-end tests without it: data-source installs it, as for `run`.
+test: setup data-source
 	python -m pytest
 
 # The everyday command while you work: every test that trains nothing and runs no engine
 # (the tests marked slow are left out; docs/development.md).
-test-fast: setup
+test-fast: setup data-source
 	python -m pytest -m "not slow"
 
 # `snakemake --lint` exits 1 for its conda/container notes alone, which this project declines on
@@ -78,6 +75,8 @@ test-fast: setup
 lint: setup
 	ruff check .
 	ruff format --check .
+	@# The type checker holds every backend to train/protocol.py's Backend (pyproject.toml [tool.mypy]).
+	mypy
 	snakefmt --check Snakefile workflow/rules
 	python tools/snakemake_lint.py
 

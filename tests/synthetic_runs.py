@@ -1,4 +1,4 @@
-"""Run files as the train and evaluate steps write them (DESIGN.md), made up for the report tests.
+"""Run files as the train and evaluate steps write them (docs/design.md, "Files"), made up for the report tests.
 
 Predictions are random but real-looking: each framework gets each test image right with a chosen
 probability, and its metrics.json says exactly what its predictions score.

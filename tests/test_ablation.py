@@ -115,7 +115,8 @@ import json, sys
 import numpy as np
 from lenet_compare.core.spec import LeNetSpec
 from lenet_compare.data.dataset import load_prepared
-from lenet_compare.train import init_weights, tensorflow_backend as b
+from lenet_compare.train import init_weights
+from lenet_compare.train.backends.tensorflow import backend as b
 
 params = json.loads(sys.argv[2])
 b.configure("cpu", True, False, 0, threads=1)

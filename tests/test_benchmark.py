@@ -8,6 +8,7 @@ tested on their own: the tiny params, the workspace, the job count, and the targ
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -19,11 +20,13 @@ import yaml
 from conftest import DEBIAN_DIR, REPO, default_params, env_with_venv, tiny_params, write_params
 
 from lenet_compare.bench import pipeline, report
+from lenet_compare.core.article import PAIR
 from lenet_compare.core.config import validate_params
-from lenet_compare.core.frameworks import FRAMEWORK_NAMES, FRAMEWORKS
+from lenet_compare.core.frameworks import BY_KEY, DEFAULT_FRAMEWORKS, FRAMEWORK_NAMES, FRAMEWORKS, OURS, PLAIN
 
 IMAGES, REPEATS = 1000, 2
-VARIANTS = {"torch": ["article", "plain", "ours"], "tensorflow": ["plain", "ours"], "jax": ["plain", "ours"]}
+# Each framework's variants, in the order measured: the registry's.
+VARIANTS = {f: list(BY_KEY[f].variants) for f in FRAMEWORKS}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +58,7 @@ def test_medians_ratios_and_targets_follow_from_the_raw_timings(tiny_benchmark):
     result = json.loads(tiny_benchmark["json"].read_text())
     assert result["settings"]["images"] == IMAGES
     frameworks = result["frameworks"]
-    assert set(frameworks) == set(FRAMEWORKS)  # every framework the project knows, by default
+    assert set(frameworks) == set(DEFAULT_FRAMEWORKS)  # the study's frameworks, by default
     for framework, fw in frameworks.items():
         assert list(fw["variants"]) == VARIANTS[framework]
         assert fw["run_order"] == VARIANTS[framework] * REPEATS  # the variants took turns
@@ -65,18 +68,21 @@ def test_medians_ratios_and_targets_follow_from_the_raw_timings(tiny_benchmark):
             assert p["images_per_second"] == pytest.approx(IMAGES / p["median_seconds_per_epoch"])
             assert 100 * 2**20 < p["peak_rss_bytes"] < 8 * 2**30
             assert p["peak_gpu_memory_mb"] is None  # CPU here
-        ours = fw["variants"]["ours"]["median_seconds_per_epoch"]
-        for baseline in ("plain", "article"):
-            if baseline in fw["variants"]:
+        if OURS in fw["variants"]:
+            ours = fw["variants"][OURS]["median_seconds_per_epoch"]
+            for baseline in BY_KEY[framework].baselines:
                 expected = fw["variants"][baseline]["median_seconds_per_epoch"] / ours
                 assert fw["speedup"][baseline] == pytest.approx(expected)
+        else:  # a reference without a fast path: timings, no ratios
+            assert fw["speedup"] == {}
         assert fw["evaluation"]["inference_images_per_second"] > 0
         assert fw["evaluation"]["latency_ms_single_image"] > 0
     # The other frameworks' fast paths against the article's PyTorch DataLoader loop, across processes.
-    article = frameworks["torch"]["variants"]["article"]["median_seconds_per_epoch"]
-    for other in ("tensorflow", "jax"):
-        ours = frameworks[other]["variants"]["ours"]["median_seconds_per_epoch"]
-        assert frameworks[other]["speedup"]["article"] == pytest.approx(article / ours)
+    article = frameworks[PAIR[0]]["variants"]["article"]["median_seconds_per_epoch"]
+    for other in frameworks:
+        if other != PAIR[0] and OURS in frameworks[other]["variants"]:
+            ours = frameworks[other]["variants"][OURS]["median_seconds_per_epoch"]
+            assert frameworks[other]["speedup"]["article"] == pytest.approx(article / ours)
 
     targets = {t["id"]: t for t in result["targets"]}
     assert set(targets) == {t[0] for t in report.TARGETS}
@@ -178,6 +184,23 @@ def test_cpu_targets_are_not_judged_on_a_gpu():
     assert targets["torch_speedup_vs_plain"]["met"] is None
     assert "CPU target" in targets["torch_speedup_vs_plain"]["note"]
     assert targets["tensorflow_seconds_per_epoch"]["value"] is None  # not measured
+
+
+def test_a_framework_without_a_fast_path_has_timings_and_no_ratios(monkeypatch):
+    """A registry row with only a plain variant (a reference that only checks): its rows, no speedups."""
+    reference = dataclasses.replace(BY_KEY["jax"], key="ref", name="Reference", variants={PLAIN: "x"}, baselines=())
+    monkeypatch.setitem(BY_KEY, "ref", reference)
+    measured = fake_measurement(
+        {
+            "torch": {"article": [10.0, 12.0, 11.0], "plain": [6.0, 6.5, 7.0], "ours": [4.0, 5.5, 4.5]},
+            "ref": {"plain": [20.0, 21.0, 22.0]},
+        }
+    )
+    result = report.summarize(measured, None, {"images": 60000}, "cmd")
+    assert result["frameworks"]["ref"]["speedup"] == {}
+    assert result["frameworks"]["torch"]["speedup"] == pytest.approx({"plain": 6.5 / 4.5, "article": 11.0 / 4.5})
+    rows = [r for r in report.training_rows(result["frameworks"]) if r["framework"].startswith("Reference")]
+    assert [(r["variant"], r["median"], r["speedup"]) for r in rows] == [("plain", "21.000", "")]
 
 
 def test_tiny_params_are_valid_and_keep_the_ablation_seeds_a_subset():

@@ -23,7 +23,7 @@ from lenet_compare.ablation.factors import runs_to_train
 from lenet_compare.bench.pipeline import commit_all, copy_checkout
 from lenet_compare.core import layout
 from lenet_compare.core.article import PAIR
-from lenet_compare.core.frameworks import FRAMEWORKS
+from lenet_compare.core.frameworks import DEFAULT_FRAMEWORKS
 from lenet_compare.data.fashion_mnist import FILES as RAW_FILES
 from lenet_compare.report.common import FIGURES, headline
 
@@ -81,7 +81,7 @@ def test_it_ran_the_whole_pipeline_on_the_subset(demo):
     assert params["data"]["sources"] == [str(checkout / "data" / "raw")]
 
     frameworks = params["frameworks"]
-    assert frameworks == list(FRAMEWORKS)  # every framework the project knows, jax too
+    assert frameworks == list(DEFAULT_FRAMEWORKS)  # the study's frameworks, jax too
     n = len(frameworks) * len(SEEDS)
     ablation_runs = sum(len(runs_to_train(params, f)) for f in PAIR)
     stats = job_stats((dest / "logs" / "demo.log").read_text())

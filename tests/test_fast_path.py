@@ -88,7 +88,7 @@ def update_tolerance(train: dict, keras_eps: bool, t: int, theta_new, m, m_new, 
 
     Adam (PyTorch): delta = lr * m_hat / (s + eps), m' = b1 m + (1 - b1) g, v' = b2 v + (1 - b2) g^2,
     m_hat = m' / (1 - b1^t), s = sqrt(v' / (1 - b2^t)); Keras adds eps before the bias correction,
-    i.e. eps_t = eps / sqrt(1 - b2^t) (tensorflow_backend.make_optimizer). Three sources:
+    i.e. eps_t = eps / sqrt(1 - b2^t) (the tensorflow backend's make_optimizer). Three sources:
     - the gradients differ by rounding: each is within gamma_n * sum|terms| of the exact one. We
       take max|g| of the tensor for sum|terms|, which is not a bound where terms cancel; what
       makes the product safe is gamma_n, a worst case that grows like nU where real rounding
@@ -157,7 +157,7 @@ class TorchSide:
 
     def break_order(self, trainer) -> None:
         right = trainer.epoch_order
-        trainer.epoch_order = lambda epoch: right(epoch + 1)
+        trainer.epoch_order = lambda epoch, n: right(epoch + 1, n)
 
 
 class KerasSide:
@@ -170,7 +170,7 @@ class KerasSide:
         return [np.asarray(v.numpy(), np.float64) for v in trainer.model.trainable_variables]
 
     def moments(self, trainer) -> tuple[int, list, list]:
-        o = trainer.optimizer()
+        o = trainer.optimizer
         return (
             int(o.iterations.numpy()),
             [np.asarray(v.numpy(), np.float64) for v in o._momentums],
@@ -212,11 +212,11 @@ class KerasSide:
         return np.array(steps), np.array([means[s] for s in steps], np.float64)
 
     def set_lr(self, trainer, lr: float) -> None:
-        trainer.optimizer().learning_rate.assign(lr)
+        trainer.optimizer.learning_rate.assign(lr)
 
     def break_order(self, trainer) -> None:
         right = trainer.epoch_arrays
-        trainer.epoch_arrays = lambda epoch: right(epoch + 1)
+        trainer.epoch_arrays = lambda epoch: right(epoch + 1)  # fit's arrays come from epoch_order
 
 
 class JaxSide:
@@ -250,7 +250,7 @@ class JaxSide:
     def batches(self, trainer) -> list[np.ndarray]:
         from lenet_compare.train import minibatches
 
-        order = trainer.epoch_order(1)
+        order = np.asarray(trainer.epoch_order(1, len(trainer.y)), np.int32)
         return [order[b] for b in minibatches.batch_slices(len(order), trainer.train["batch_size"])]
 
     def same_batch(self, a, b) -> bool:
@@ -275,7 +275,7 @@ class JaxSide:
 
     def break_order(self, trainer) -> None:
         right = trainer.epoch_order
-        trainer.epoch_order = lambda epoch: right(epoch + 1)
+        trainer.epoch_order = lambda epoch, n: right(epoch + 1, n)
 
 
 SIDES = {"torch": TorchSide, "tensorflow": KerasSide, "jax": JaxSide}
@@ -285,7 +285,7 @@ FRAMEWORKS = tuple(SIDES)
 def probe(framework: str, cache: Path, out: Path, mutation: str | None = None) -> None:
     from lenet_compare.core.spec import LeNetSpec
     from lenet_compare.train import init_weights
-    from lenet_compare.train.backends import import_backend
+    from lenet_compare.train.import_backend import import_backend
 
     backend = import_backend(framework)
     side = SIDES[framework](backend)

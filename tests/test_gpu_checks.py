@@ -90,9 +90,9 @@ def test_the_same_params_on_a_machine_without_gpu_train_on_the_cpu():
 PREFLIGHT = """
 import sys
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.train import torch_backend
+from lenet_compare.train.backends.torch import backend
 try:
-    torch_backend.preflight(sys.argv[1], {"fast": sys.argv[2] == "1"})
+    backend.preflight(sys.argv[1], {"fast": sys.argv[2] == "1"})
 except PipelineError as e:
     print("STOP", e)
 else:
@@ -147,7 +147,7 @@ XLA_TRAINER = """
 import json, sys
 import numpy as np
 from lenet_compare.core.spec import LeNetSpec
-from lenet_compare.train import tensorflow_backend as b
+from lenet_compare.train.backends.tensorflow import backend as b
 
 params = json.loads(sys.argv[1])
 b.configure("cpu", params["train"]["deterministic"], False, 0, threads=1)

@@ -58,26 +58,24 @@ def linear(x: np.ndarray) -> np.ndarray:
     return x.reshape(len(x), -1) @ WEIGHTS
 
 
-def fake_paths(idiomatic_run=linear):
-    def paths(model):
-        return [
-            InferencePath(NAIVE, "naive(x)", linear),
-            InferencePath(IDIOMATIC, "fast_a(x)", idiomatic_run),
-            InferencePath(IDIOMATIC, "fast_b(x)", lambda x: linear(x.copy())),
-        ]
-
-    return paths
+def fake_paths(idiomatic_run=linear) -> list[InferencePath]:
+    """A made-up backend's inference_paths: the naive call first, then two idiomatic ones."""
+    return [
+        InferencePath(NAIVE, "naive(x)", linear),
+        InferencePath(IDIOMATIC, "fast_a(x)", idiomatic_run),
+        InferencePath(IDIOMATIC, "fast_b(x)", lambda x: linear(x.copy())),
+    ]
 
 
-def fake_measure(monkeypatch, idiomatic_run=linear, n_images: int = 50) -> dict:
-    monkeypatch.setitem(inference_timing.PATHS, "fake", fake_paths(idiomatic_run))
+def fake_measure(idiomatic_run=linear, n_images: int = 50) -> dict:
     x = np.random.default_rng(1).random((n_images, 28, 28), dtype=np.float32)
-    return inference_timing.measure("fake", None, x, DEFAULT_SPEC, calls={1: 5, 1000: 3}, warmup={1: 1, 1000: 1})
+    paths = fake_paths(idiomatic_run)
+    return inference_timing.measure("fake", paths, x, DEFAULT_SPEC, calls={1: 5, 1000: 3}, warmup={1: 1, 1000: 1})
 
 
-def test_every_path_is_recorded_at_batch_1_and_1000(monkeypatch):
+def test_every_path_is_recorded_at_batch_1_and_1000():
     # 50 images: the batches of 1,000 wrap around the test set, as they must for a small one.
-    result = fake_measure(monkeypatch)
+    result = fake_measure()
     rows = result["inference"]["rows"]
     assert {(r["call"], r["batch_size"]) for r in rows} == {
         (call, size) for call in ("naive(x)", "fast_a(x)", "fast_b(x)") for size in (1, 1000)
@@ -100,19 +98,19 @@ def test_every_path_is_recorded_at_batch_1_and_1000(monkeypatch):
     assert json.loads(json.dumps(result)) == result  # plain JSON for metrics.json
 
 
-def test_a_path_that_computes_something_else_is_an_error(monkeypatch):
+def test_a_path_that_computes_something_else_is_an_error():
     def off_by_one_image(x):  # the logits of the neighbouring images: plausible numbers, wrong ones
         return linear(np.roll(x, 1, axis=0))
 
     with pytest.raises(PipelineError, match=r"fast_a\(x\) at batch 1000 gives logits up to .* computes something else"):
-        fake_measure(monkeypatch, off_by_one_image)
+        fake_measure(off_by_one_image)
 
 
-def test_a_path_within_float32_rounding_passes(monkeypatch):
+def test_a_path_within_float32_rounding_passes():
     def rounded_differently(x):  # the sum in float64, rounded to float32: last-bit differences
         return (x.reshape(len(x), -1).astype(np.float64) @ WEIGHTS).astype(np.float32)
 
-    rows = fake_measure(monkeypatch, rounded_differently)["inference"]["rows"]
+    rows = fake_measure(rounded_differently)["inference"]["rows"]
     row = next(r for r in rows if r["call"] == "fast_a(x)" and r["batch_size"] == 1000)
     assert 0 < row["max_abs_difference_from_naive"] <= row["float32_tolerance"]
 
@@ -223,16 +221,16 @@ import sys, numpy as np
 from lenet_compare.core.config import load_params
 from lenet_compare.core.spec import LeNetSpec
 from lenet_compare.data.dataset import load_prepared
-from lenet_compare.evaluate import inference_timing
-from lenet_compare.train.backends import import_backend
+from lenet_compare.train.import_backend import import_backend
+from lenet_compare.train.trainer import load_for_inference
 
 framework, cache, model_dir, out = sys.argv[1:]
 spec = LeNetSpec.from_params(load_params("params.yaml")["model"])
 backend = import_backend(framework)
-model = backend.load_for_inference(model_dir, spec, threads=1)
+model = load_for_inference(backend, model_dir, spec, threads=1)
 x = load_prepared(cache)[0]["x_test"]
 saved = {}
-for path in inference_timing.PATHS[framework](model):
+for path in backend.inference_paths(model):
     for size in (1, 1000):
         saved[f"{size}:{path.call}"] = path.run(x[:size])
 np.savez(out, **saved)

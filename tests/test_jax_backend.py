@@ -1,4 +1,4 @@
-"""What is particular to the JAX backend (lenet_compare.train.jax_backend): when JAX takes its
+"""What is particular to the JAX backend (lenet_compare.train.backends.jax: backend.py and start.py): when JAX takes its
 threads, platform and flags, which params it refuses, repeatability, checkpoints without pickle,
 the saved model, native initializers and order, the inference calls.
 
@@ -42,10 +42,11 @@ def check_threads(threads: int) -> dict:
     import os
 
     from lenet_compare.core.errors import PipelineError
-    from lenet_compare.train.backends import import_backend
+    from lenet_compare.train.backends.jax import start
+    from lenet_compare.train.import_backend import import_backend
 
     backend = import_backend("jax")
-    out = {"started_after_import": backend.started(), "xla_threads_after_import": backend.xla_threads()}
+    out = {"started_after_import": start.started(), "xla_threads_after_import": start.xla_threads()}
     out["device"] = backend.configure("cpu", deterministic=True, tf32=False, seed=0, threads=threads)
     import jax  # already imported by the backend
 
@@ -68,7 +69,8 @@ def check_repeat(threads: int) -> dict:
     import hashlib
 
     from lenet_compare.core.spec import LeNetSpec
-    from lenet_compare.train import init_weights, jax_backend
+    from lenet_compare.train import init_weights
+    from lenet_compare.train.backends.jax import backend as jax_backend
 
     jax_backend.configure("cpu", deterministic=True, tf32=False, seed=0, threads=threads)
     params = default_params()
@@ -90,7 +92,8 @@ def check_backend(tmp: str) -> dict:
 
     from lenet_compare.core.errors import PipelineError
     from lenet_compare.core.spec import LeNetSpec
-    from lenet_compare.train import init_weights, jax_backend
+    from lenet_compare.train import init_weights
+    from lenet_compare.train.backends.jax import backend as jax_backend
 
     tmp_path = Path(tmp)
     jax_backend.configure("cpu", deterministic=True, tf32=False, seed=0, threads=1)
@@ -148,7 +151,7 @@ def check_backend(tmp: str) -> dict:
     for order in ("shared", "native", "fixed"):
         t = jax_backend.Trainer(spec, {**train, "order": order}, 0, "cpu", init)
         t.set_training_data(x, y)
-        orders[order] = [t.epoch_order(e).tolist() for e in (1, 2)]
+        orders[order] = [t.epoch_order(e, len(y)).tolist() for e in (1, 2)]
     from lenet_compare.train import minibatches
 
     out["shared_order_is_minibatches"] = orders["shared"][0] == minibatches.epoch_permutation(0, 1, 300).tolist()
@@ -162,7 +165,7 @@ def check_backend(tmp: str) -> dict:
     trainer = jax_backend.Trainer(spec, train, 0, "cpu", init)
     trainer.set_training_data(x, y)
     trainer.train_epoch(1)
-    ckpt = tmp_path / f"state{jax_backend.CHECKPOINT_SUFFIX}"
+    ckpt = tmp_path / "state.npz"
     trainer.save_checkpoint(ckpt)
     with zipfile.ZipFile(ckpt) as z:
         out["checkpoint_members"] = sorted(z.namelist())
@@ -195,7 +198,9 @@ def check_backend(tmp: str) -> dict:
         out["model_members"] = sorted(npz.files)
         meta = json.loads(str(npz["meta"]))
     out["model_meta_spec"] = meta["model"] == spec.as_params()
-    loaded = jax_backend.load_for_inference(model_dir, spec, threads=1)
+    from lenet_compare.train.trainer import load_for_inference
+
+    loaded = load_for_inference(jax_backend, model_dir, spec, threads=1)
     x_test, _ = random_data(1500, seed=1)  # more than PREDICT_BATCH: a partial second batch
     logits = jax_backend.predict(loaded, x_test)
     out["predict_shape_dtype"] = [list(logits.shape), str(logits.dtype)]
@@ -203,15 +208,13 @@ def check_backend(tmp: str) -> dict:
     out["empty_predict_shape"] = list(jax_backend.predict(loaded, x_test[:0]).shape)
     custom = LeNetSpec.from_params(CUSTOM_MODEL)
     out["other_spec"] = refusal(lambda: jax_backend.load_model(model_dir, custom))
-    (tmp_path / "bad" / jax_backend.MODEL_FILE).parent.mkdir()
-    (tmp_path / "bad" / jax_backend.MODEL_FILE).write_bytes(b"not a zip")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / path.name).write_bytes(b"not a zip")
     out["corrupt"] = refusal(lambda: jax_backend.load_model(tmp_path / "bad", spec))
     out["missing"] = refusal(lambda: jax_backend.load_model(tmp_path / "none", spec))
 
     # Inference calls (the evaluate step's): the naive eager call and the compiled ones give the same logits.
-    from lenet_compare.evaluate.inference_timing import PATHS
-
-    calls = [(path.kind, path.call, path.run) for path in PATHS["jax"](loaded)]
+    calls = [(path.kind, path.call, path.run) for path in jax_backend.inference_paths(loaded)]
     out["inference_calls"] = [[kind, call] for kind, call, _ in calls]
     naive = calls[0][2](x_test[:1000])
     out["inference_max_gap"] = max(float(np.abs(run(x_test[:1000]) - naive).max()) for _, _, run in calls[1:])
@@ -227,15 +230,16 @@ def check_cuda(deterministic: int) -> dict:
     import os
 
     from lenet_compare.core.errors import PipelineError
-    from lenet_compare.train import jax_backend
+    from lenet_compare.train.backends.jax import backend as jax_backend
+    from lenet_compare.train.backends.jax import start
 
-    out = {"sees_gpu": jax_backend.sees_gpu(), "started_after_sees_gpu": jax_backend.started()}
+    out = {"sees_gpu": jax_backend.sees_gpu(), "started_after_sees_gpu": start.started()}
     try:
         jax_backend.configure("cuda", deterministic=bool(deterministic), tf32=False, seed=0, threads=1)
         out["configure"] = "accepted"
     except PipelineError as e:
         out["configure"] = str(e)
-    out["started"] = jax_backend.started()  # never on the CPU instead
+    out["started"] = start.started()  # never on the CPU instead
     out["env"] = {k: os.environ.get(k) for k in ("JAX_PLATFORMS", "XLA_FLAGS", "XLA_PYTHON_CLIENT_PREALLOCATE")}
     return out
 

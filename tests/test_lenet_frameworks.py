@@ -34,7 +34,7 @@ FRAMEWORKS = ("torch", "tensorflow", "jax")
 N_IMAGES = 64  # images whose logits are compared
 BATCH = 32  # one Adam step on the first 32 training images
 N_EPOCH_IMAGES = 80  # a short epoch at batch 32: two full minibatches, then a partial one of 16
-# Keras's Adam is PyTorch's with eps_t = eps_keras / sqrt(1 - b2^t) (tensorflow_backend.make_optimizer).
+# Keras's Adam is PyTorch's with eps_t = eps_keras / sqrt(1 - b2^t) (the tensorflow backend's make_optimizer).
 # Set for step 1 (eps_keras = eps * sqrt(1 - b2)), Keras trains steps 2 and 3 of the short epoch
 # with eps_t between eps and eps * sqrt((1 - b2) / (1 - b2^3)) = 0.577 eps. The control
 # "low_eps" is PyTorch with that lowest eps in every step: how far such an eps moves each weight.
@@ -59,7 +59,7 @@ def probe(framework: str, cache: Path, out: Path) -> None:
     """Run in a subprocess: build, predict and take one training step with one framework."""
     from lenet_compare.core.spec import LeNetSpec
     from lenet_compare.train import init_weights, minibatches
-    from lenet_compare.train.backends import import_backend
+    from lenet_compare.train.import_backend import import_backend
 
     backend = import_backend(framework)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -77,7 +77,7 @@ def probe(framework: str, cache: Path, out: Path) -> None:
     steps = {"step": train}
     if framework == "tensorflow":
         # Keras adds eps to sqrt(v) before bias correction; at step 1 its eps * sqrt(1 - b2)
-        # is exactly PyTorch's eps (tensorflow_backend.make_optimizer). Also record the raw eps.
+        # is exactly PyTorch's eps (the tensorflow backend's make_optimizer). Also record the raw eps.
         steps = {"step": {**train, "eps": train["eps"] * np.sqrt(1 - train["betas"][1])}, "raw_eps_step": train}
     x, y = data["x_train"][:BATCH], data["y_train"][:BATCH]
     # The control of the one-step comparison: the same 32 images fed in reverse order, so the

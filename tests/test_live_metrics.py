@@ -109,7 +109,7 @@ def job(root: Path, run_name: str = "") -> list[dict]:
     """One training job as the steps run it: its run's live folder (root/live, or root/live/{run_name}
     for an ablation run), then the run, resumed from its checkpoint when there is one; its history rows."""
     with live.logging_to(root / "live" / run_name) as live_metrics:
-        saved = checkpoints.Checkpoints(root / "checkpoints" / run_name, "key", ".txt")
+        saved = checkpoints.Checkpoints(root / "checkpoints" / run_name, "key")
         return loop.run_epochs(FakeTrainer(), {"epochs": EPOCHS}, X_VAL, Y_VAL, 1, saved, live=live_metrics.run())
 
 
@@ -173,7 +173,7 @@ def test_a_rerun_replaces_what_the_folder_held(leftover, tmp_path, monkeypatch):
     root, folder = tmp_path / "rerun", tmp_path / "rerun" / "live"
     if leftover == "a finished run":
         job(root)
-        checkpoints.Checkpoints(root / "checkpoints", "", "").remove()
+        checkpoints.Checkpoints(root / "checkpoints", "").remove()
     else:
         with monkeypatch.context() as m:
             kill_at(m, "before the checkpoint", epoch=3)

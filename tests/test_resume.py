@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -150,27 +149,34 @@ def test_the_fingerprint_covers_code_and_library_versions(small_cache, monkeypat
     params = tiny_params()
     with np.load(small_cache) as data:
         x, y = data["x_train"][:100], data["y_train"][:100]
-    backend = types.ModuleType("backend")
-    backend.__file__, backend.VERSION = str(REPO / "src" / "lenet_compare" / "train" / "torch_backend.py"), "2.14.1"
+    backends = REPO / "src" / "lenet_compare" / "train" / "backends"
+    code = [backends / "torch" / "backend.py", REPO / "src" / "lenet_compare" / "train" / "loop.py"]
 
     def key(**changes):
         args = {"framework": "torch", "seed": 0, "model": params["model"], "train": params["train"], "x": x, "y": y}
-        return checkpoints.fingerprint(**{**args, **changes}, backend=backend)
+        return checkpoints.fingerprint(**{"version": "2.14.1", "code": code, **args, **changes})
 
     base = key()
     assert key() == base  # the same inputs, the same key
     assert key(train={**params["train"], "device": "cuda"}) == base  # a GPU run may resume on a CPU
     assert key(train={**params["train"], "lr": 0.002}) != base
     assert key(x=x[::-1]) != base
-    monkeypatch.setattr(backend, "VERSION", "2.15.0")
-    assert key() != base
-    monkeypatch.setattr(backend, "VERSION", "2.14.1")
+    assert key(version="2.15.0") != base
     monkeypatch.setattr(np, "__version__", "0.0.0")
     assert key() != base
     monkeypatch.undo()
-    other = types.ModuleType("backend")
-    other.__file__, other.VERSION = str(REPO / "src" / "lenet_compare" / "train" / "tensorflow_backend.py"), "2.14.1"
-    assert checkpoints.fingerprint("torch", 0, params["model"], params["train"], x, y, other) != base
+    assert key(code=[backends / "tensorflow" / "backend.py", code[1]]) != base  # other code
+    assert key(code=code[:1]) != base
+
+
+def test_a_job_fingerprints_its_whole_backend_folder():
+    """A backend of two modules (JAX's start.py beside backend.py): a change to either is new code."""
+    from lenet_compare.train.job import training_code
+
+    files = {p.relative_to(REPO).as_posix() for p in training_code("jax")}
+    assert {"src/lenet_compare/train/backends/jax/backend.py", "src/lenet_compare/train/backends/jax/start.py"} <= files
+    assert "src/lenet_compare/train/loop.py" in files and "src/lenet_compare/train/trainer.py" in files
+    assert not any("/backends/torch/" in f for f in files)
 
 
 @pytest.fixture(scope="module")

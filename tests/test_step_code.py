@@ -26,7 +26,7 @@ from conftest import REPO, run
 from lenet_compare.ablation.factors import runs_to_train
 from lenet_compare.bench.pipeline import copy_checkout
 from lenet_compare.core import article, layout
-from lenet_compare.core.frameworks import FRAMEWORKS
+from lenet_compare.core.frameworks import FRAMEWORKS, get
 
 PACKAGE = REPO / "src" / "lenet_compare"
 
@@ -36,6 +36,13 @@ PROBE = """include: "Snakefile"
 
 
 import json
+from argparse import Namespace
+
+from lenet_compare.core.frameworks import FRAMEWORKS
+
+# An input function (a job's own backend) is called for the first framework's jobs; the test
+# puts that framework in place of "{framework}" wherever it compares.
+WILDCARDS = Namespace(framework=FRAMEWORKS[0], seed="0", run="article")
 
 
 def _inputs(rule):
@@ -43,7 +50,7 @@ def _inputs(rule):
     for name, value in rule.input._allitems():
         if name is None:
             continue
-        value = value(None) if callable(value) else value
+        value = value(WILDCARDS) if callable(value) else value
         out[name] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
     return out
 
@@ -123,7 +130,12 @@ def loaded_modules(script: str, entries: list[str]) -> set[str]:
 
 
 def backend(framework: str) -> str:
-    return f"lenet_compare.train.{framework}_backend"
+    return get(framework).backend_module
+
+
+def backend_files(framework: str) -> set[str]:
+    """A framework's backend folder, as the engines list it: every module in it."""
+    return {p.relative_to(REPO).as_posix() for p in (REPO / get(framework).backend_dir).glob("*.py")}
 
 
 # step -> (script, [(framework or None, the modules a job of it imports beyond the script)]).
@@ -150,6 +162,8 @@ SCRIPTS = {step: "workflow/scripts/ablation_report.py" if step == "ablation" els
 )
 def test_a_step_lists_every_module_its_script_loads(steps, step, framework, entries):
     listed = {p.replace("{framework}", framework or "") for p in steps["code"][step] if p.endswith(".py")}
+    if framework is not None:  # the job's own backend: the rule's input `backend` (common.smk's backend_code)
+        listed |= backend_files(framework)
     loaded = loaded_modules(SCRIPTS[step], entries)
     assert loaded - listed == set(), f"{step}: loaded but not listed in common.smk's CODE"
     assert listed - loaded == set(), f"{step}: listed in common.smk's CODE but never loaded"
@@ -206,6 +220,15 @@ def dvc_deps(step: str) -> list[str]:
     return [as_pattern(next(iter(d)) if isinstance(d, dict) else d) for d in stage(step)["deps"]]
 
 
+def code_files(path: str) -> list[str]:
+    """A code dependency as files: a folder of modules (a backend's) as the modules in it, package
+    __init__ files left out as in the engines' lists."""
+    folder = REPO / path
+    if not path.startswith("src/") or not folder.is_dir():
+        return [path]
+    return sorted(p.relative_to(REPO).as_posix() for p in folder.rglob("*.py") if p.name != "__init__.py")
+
+
 def covered(path: str, deps: list[str]) -> bool:
     """A rule's input is one of the stage's deps, or a file under a folder the stage depends on."""
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
@@ -214,11 +237,12 @@ def covered(path: str, deps: list[str]) -> bool:
 @pytest.mark.parametrize("step", list(JOBS))
 def test_each_rule_and_its_stage_depend_on_the_same_files(steps, step):
     rule = steps["rules"][step]["input"]
-    deps = dvc_deps(step)
-    inputs = [p for files in rule.values() for p in files]
+    # The rule's inputs as called for the first framework's jobs (PROBE's WILDCARDS).
+    deps = [d.replace("{framework}", FRAMEWORKS[0]) for d in dvc_deps(step)]
+    inputs = [p.replace("{framework}", FRAMEWORKS[0]) for files in rule.values() for p in files]
     # The code, the script and the data files: the same entries, each once.
     code = sorted(p for p in inputs if p.startswith(("src/", "workflow/scripts/")))
-    assert code == sorted(d for d in deps if d.startswith(("src/", "workflow/scripts/")))
+    assert code == sorted(f for d in deps if d.startswith(("src/", "workflow/scripts/")) for f in code_files(d))
     assert not [p for p in inputs if not covered(p, deps)], "a rule input that the DVC stage does not depend on"
     assert all(any(covered(p, [d]) for p in inputs) for d in deps), "a DVC dep that no rule input is"
 

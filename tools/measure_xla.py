@@ -39,7 +39,8 @@ import json, sys, time
 from lenet_compare.core.config import load_params
 from lenet_compare.core.spec import LeNetSpec
 from lenet_compare.data.dataset import load_prepared
-from lenet_compare.train import init_weights, tensorflow_backend as b
+from lenet_compare.train import init_weights
+from lenet_compare.train.backends.tensorflow import backend as b
 
 cache, deterministic, xla, epochs = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", int(sys.argv[4])
 params = load_params()

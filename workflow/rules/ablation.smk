@@ -11,6 +11,7 @@ rule ablation_train:
         data=PREPARED,
         script="workflow/scripts/ablation_train.py",
         code=CODE["ablation_train"],
+        backend=backend_code,
     output:
         model_dir=directory(layout.ABLATION_MODEL_DIR),
         record=layout.ABLATION_RUN,

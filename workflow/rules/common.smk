@@ -1,8 +1,9 @@
 # Shared by every rule: validated params, the run layout, each step's code and params.
+from glob import glob
 from pathlib import Path
 
 from lenet_compare.ablation.factors import runs_to_train
-from lenet_compare.core import article, layout
+from lenet_compare.core import article, frameworks, layout
 from lenet_compare.core.config import check_engine_config
 from lenet_compare.data.fashion_mnist import FILES as RAW_FILES
 
@@ -32,7 +33,8 @@ PREPARED = layout.PREPARED
 # Each step's code: every lenet_compare module its script imports, transitively, and the
 # templates it renders (docs/design.md, "What a step depends on"). Written once here; dvc.yaml
 # holds the same lists for DVC, and tests/test_step_code.py checks both against what each
-# script really imports. "{framework}" is the job's own backend.
+# script really imports. A job of one framework also depends on its own backend's folder
+# (backend_code below; in dvc.yaml the folder itself).
 
 
 def package(*modules):
@@ -53,43 +55,51 @@ CLI = package(
 DATASET = package("data/dataset.py", "data/fashion_mnist.py", "data/idx.py")
 # What a training job runs (train/job.py and what it imports), the backend aside.
 TRAINING = package(
-    "train/backends.py",
     "train/checkpoints.py",
     "train/devices.py",
     "train/divergence.py",
     "train/gpu_slots.py",
+    "train/import_backend.py",
     "train/init_weights.py",
     "train/job.py",
     "train/live.py",
     "train/loop.py",
     "train/minibatches.py",
+    "train/protocol.py",
     "train/scores.py",
+    "train/trainer.py",
 )
-BACKEND = package("train/{framework}_backend.py")
+
+
+def backend_code(wildcards):
+    """A job's own backend: every module in its framework's folder (core.frameworks), read from
+    the folder, so that a backend of two modules (JAX's) needs no entry here."""
+    return sorted(glob(f"{frameworks.get(wildcards.framework).backend_dir}/*.py"))
+
+
+# Every backend's modules: the benchmark's child processes import each framework's.
+ALL_BACKENDS = sorted(glob("src/lenet_compare/train/backends/*/*.py"))
 
 CODE = {
     "download": CLI
     + package("data/download.py", "data/fashion_mnist.py", "data/idx.py"),
     "prepare": CLI + DATASET,
     "init": CLI + package("train/init_weights.py"),
-    "train": CLI + DATASET + TRAINING + BACKEND + package("train/history.py"),
+    "train": CLI + DATASET + TRAINING + package("train/history.py"),
     "evaluate": CLI
     + DATASET
-    + BACKEND
     + package(
         "evaluate/classification.py",
         "evaluate/inference_timing.py",
-        "train/backends.py",
         "train/devices.py",
         "train/divergence.py",
+        "train/import_backend.py",
         "train/minibatches.py",
+        "train/protocol.py",
         "train/scores.py",
+        "train/trainer.py",
     ),
-    "ablation_train": CLI
-    + DATASET
-    + TRAINING
-    + BACKEND
-    + package("ablation/factors.py"),
+    "ablation_train": CLI + DATASET + TRAINING + package("ablation/factors.py"),
     "ablation": CLI
     + package(
         "ablation/analysis.py",
@@ -121,12 +131,17 @@ CODE = {
         "report/document.py",
         "report/drawing.py",
         "report/figures.py",
+        "report/figures_accuracy.py",
+        "report/figures_agreement.py",
+        "report/figures_speed.py",
+        "report/figures_training.py",
         "report/inputs.py",
         "report/metrics_file.py",
         "report/render.py",
         "report/sentences.py",
         "report/stats.py",
         "train/history.py",
+        "train/protocol.py",
         "report/templates/report.md.j2",
         "report/templates/page.html.j2",
     ),
@@ -145,11 +160,9 @@ CODE = {
         "report/common.py",
         "report/figures.py",
         "report/render.py",
-        "train/torch_backend.py",
-        "train/tensorflow_backend.py",
-        "train/jax_backend.py",
         "report/templates/benchmark.md.j2",
-    ),
+    )
+    + ALL_BACKENDS,
 }
 
 

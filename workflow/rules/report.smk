@@ -1,5 +1,5 @@
 # The report: statistics over seeds, paired tests, figures, report.md + report.html, metrics.json.
-# It reads every run's files (DESIGN.md) and the prepared cache (test labels and images); no
+# It reads every run's files (docs/design.md, "Contracts") and the prepared cache (test labels and images); no
 # framework is imported. Same command line as the DVC stage `report`.
 #
 # Its outputs are flagged with report(): `snakemake --report reports/snakemake-report.zip` puts

@@ -39,6 +39,7 @@ rule train:
         init=layout.INIT,
         script="workflow/scripts/train.py",
         code=CODE["train"],
+        backend=backend_code,
     output:
         model_dir=directory(layout.MODEL_DIR),
         history=layout.RUN["history"],
@@ -69,6 +70,7 @@ rule evaluate:
         run_record=layout.RUN["run"],
         script="workflow/scripts/evaluate.py",
         code=CODE["evaluate"],
+        backend=backend_code,
     output:
         predictions=layout.PREDICTIONS,
         metrics=layout.RUN["metrics"],

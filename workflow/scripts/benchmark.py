@@ -18,7 +18,7 @@ from lenet_compare.bench import measure, pipeline, report
 from lenet_compare.core import cli
 from lenet_compare.core.atomic import write_json
 from lenet_compare.core.config import load_params
-from lenet_compare.core.frameworks import FRAMEWORKS
+from lenet_compare.core.frameworks import DEFAULT_FRAMEWORKS, FRAMEWORKS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,7 +86,12 @@ if __name__ == "__main__":
     p.add_argument("--images", type=int, default=60000, help="training images per epoch (default 60000)")
     p.add_argument("--repeats", type=int, default=3, help="timed epochs per variant (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed epochs per variant first (default 1)")
-    p.add_argument("--frameworks", type=frameworks, default=list(FRAMEWORKS), help="comma-separated (default both)")
+    p.add_argument(
+        "--frameworks",
+        type=frameworks,
+        default=list(DEFAULT_FRAMEWORKS),
+        help=f"comma-separated, of {', '.join(FRAMEWORKS)} (default: the study's, {','.join(DEFAULT_FRAMEWORKS)})",
+    )
     p.add_argument("--skip-pipeline", action="store_true", help="skip the no-op overhead and seeds scaling runs")
     p.add_argument("--noop-repeats", type=int, default=3, help="runs of each no-op command (default 3)")
     p.add_argument("--seed-counts", type=counts, default=list(pipeline.SEED_COUNTS), help="default 1,2,4,8")

@@ -3,7 +3,7 @@
 Imports only the chosen framework and runs on the CPU (10,000 images take about a second), so it
 never needs a GPU. The model spec comes from the run record the train step wrote; test loss,
 accuracy, per-class precision/recall/F1 and the confusion matrix are computed from the logits
-with numpy, the same code for both frameworks. Inference speed is measured by
+with numpy, the same code for every framework. Inference speed is measured by
 lenet_compare.evaluate.inference_timing: the framework's naive call beside its idiomatic ones
 (compiled, inference mode) at batch 1 and batch 1,000, timed after the test-set predictions.
 """
@@ -24,7 +24,8 @@ from lenet_compare.data.fashion_mnist import CLASS_NAMES
 from lenet_compare.evaluate import inference_timing
 from lenet_compare.evaluate.classification import classification_metrics
 from lenet_compare.train import scores
-from lenet_compare.train.backends import import_backend
+from lenet_compare.train.import_backend import import_backend
+from lenet_compare.train.trainer import load_for_inference
 
 RECORD_KEYS = ("framework", "seed", "params", "train_seconds")  # what this step reads of run.json
 
@@ -56,7 +57,7 @@ def main(args) -> None:
     # The same thread count as training (train.threads), whichever engine started this step.
     threads = load_params(args.params)["train"]["threads"]
     backend = import_backend(args.framework)
-    model = backend.load_for_inference(args.model_dir, spec, threads=threads)
+    model = load_for_inference(backend, args.model_dir, spec, threads=threads)
     logits = backend.predict(model, x_test).astype(np.float32)
     y_pred = logits.argmax(axis=1).astype(np.int64)
     per_class = classification_metrics(y_test, y_pred, CLASS_NAMES)
@@ -72,7 +73,7 @@ def main(args) -> None:
         "threads": backend.thread_counts(),
         **per_class,
     }
-    metrics.update(inference_timing.measure(args.framework, model, x_test, spec))
+    metrics.update(inference_timing.measure(args.framework, backend.inference_paths(model), x_test, spec))
     # Like train's run.json: from the start of the step (the framework's import included) to the
     # last measurement; reports/wall_times.json reads it.
     metrics["wall_seconds"] = time.perf_counter() - wall_start

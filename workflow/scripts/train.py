@@ -1,7 +1,7 @@
 """Step `train`: train one framework's LeNet-5 for one seed under the protocol of params.yaml.
 
-Imports only the chosen framework (torch and tensorflow in one process crash here). Writes
-the model (data/models/{framework}/seed{seed}/model.pt or model.keras), history.csv (one row
+Imports only the chosen framework (two frameworks in one process can crash here). Writes the
+model (data/models/{framework}/seed{seed}/, the registry's model_file), history.csv (one row
 per epoch) and run.json (versions, device, timing, memory, the params used), each atomically,
 run.json last. While it trains, each epoch's metrics go to --live-dir in DVCLive's format
 (lenet_compare.train.live, docs/live-metrics.md), to watch the run with `dvc plots show`.

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from lenet_compare.bench.training import VARIANTS
+from lenet_compare.bench.training import variants
 from lenet_compare.core import cli
 from lenet_compare.core.errors import PipelineError
 
@@ -78,7 +78,7 @@ def measure_framework(
             ],
             f"{framework} {variant} memory",
         )
-        for variant in VARIANTS[framework]
+        for variant in variants(framework)
     }
     evaluation = run_child(
         [*common, "--mode", "eval", "--save-model", str(model_dir), "--out", str(workdir / f"{framework}-eval.json")],

@@ -18,57 +18,70 @@ import shutil
 import statistics
 import subprocess
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pandas as pd
 
+from lenet_compare.core import article
+from lenet_compare.core import frameworks as registry
 from lenet_compare.core.atomic import write_text
+from lenet_compare.core.frameworks import ARTICLE, OURS, PLAIN
 from lenet_compare.evaluate.inference_timing import FASTEST
-from lenet_compare.report.common import FRAMEWORK_NAMES
 from lenet_compare.report.render import Markdown, environment
 from lenet_compare.train.devices import cpu_name, physical_gpu_count
 
 EPOCH_IMAGES = 60000  # the targets are per epoch of the 60,000 training images
-BASELINES = {"torch": ("plain", "article"), "tensorflow": ("plain",), "jax": ("plain",)}
-VARIANT_LABELS = {"article": "article (DataLoader)", "plain": "plain", "ours": "ours (fast)"}
+# ARTICLE, the variant that runs the article's code, is one framework's, the article's PyTorch
+# (core.article.PAIR[0]); the other frameworks' fast paths are compared with it across processes.
+VARIANT_LABELS = {ARTICLE: "article (DataLoader)", PLAIN: "plain", OURS: "ours (fast)"}
 GB = 1e9  # the memory target is in decimal gigabytes
-PACKAGES = (
-    "numpy",
-    "torch",
-    "torchvision",
-    "tensorflow",
-    "keras",
-    "jax",
-    "jaxlib",
-    "flax",
-    "optax",
-    "snakemake",
-    "dvc",
-)
+# The pip packages whose versions benchmark.json records: NumPy, every framework's, the engines.
+PACKAGES = tuple(dict.fromkeys(("numpy", *(p for f in registry.REGISTRY for p in f.packages), "snakemake", "dvc")))
 
-# (id, description, threshold, comparison, unit); the numbers are the issue's.
-TARGETS = (
-    ("torch_seconds_per_epoch", "PyTorch, our variant: seconds per epoch of 60,000 images", 5.0, "<=", "s"),
-    ("tensorflow_seconds_per_epoch", "TensorFlow, our variant: seconds per epoch of 60,000 images", 6.0, "<=", "s"),
-    ("torch_speedup_vs_plain", "PyTorch: plain loop / our variant (median s/epoch)", 1.2, ">=", "x"),
-    ("tensorflow_speedup_vs_plain", "TensorFlow: plain `model.fit` / our variant", 1.2, ">=", "x"),
-    ("torch_speedup_vs_article", "PyTorch: article's DataLoader variant / our PyTorch variant", 2.0, ">=", "x"),
-    (
-        "tensorflow_speedup_vs_article",
-        "article's DataLoader variant (PyTorch) / our TensorFlow variant",
-        2.0,
-        ">=",
-        "x",
-    ),
-    ("torch_peak_rss_gb", "PyTorch CPU training job (our variant): peak RSS", 2.5, "<=", "GB"),
-    ("tensorflow_peak_rss_gb", "TensorFlow CPU training job (our variant): peak RSS", 2.5, "<=", "GB"),
-    ("noop_snakemake_seconds", "no-op `snakemake --cores 2` (median)", 3.0, "<=", "s"),
-    ("noop_dvc_repro_seconds", "no-op `dvc repro` (median)", 3.0, "<=", "s"),
-)
-CPU_ONLY = {t[0] for t in TARGETS if not t[0].startswith("noop_")}  # "this 2-core CPU" targets
+
+class Target(NamedTuple):
+    """One target of the benchmark: what it measures, and the threshold it must meet."""
+
+    id: str
+    description: str
+    threshold: float
+    comparison: str  # "<=" or ">="
+    unit: str
+    framework: str | None = None  # None: the engines' target, not one framework's
+
+
+def _targets() -> tuple[Target, ...]:
+    """The issue's targets: speed and memory of the article's pair (its PyTorch and its TensorFlow),
+    each named {framework}_{what}, then the engines' no-op overhead."""
+    pt, tf = article.PAIR
+    n = {f: registry.get(f).title for f in article.PAIR}
+    per_epoch, rss = "our variant: seconds per epoch of 60,000 images", "CPU training job (our variant): peak RSS"
+    pair = (
+        (pt, "seconds_per_epoch", f"{n[pt]}, {per_epoch}", 5.0, "<=", "s"),
+        (tf, "seconds_per_epoch", f"{n[tf]}, {per_epoch}", 6.0, "<=", "s"),
+        (pt, "speedup_vs_plain", f"{n[pt]}: plain loop / our variant (median s/epoch)", 1.2, ">=", "x"),
+        (tf, "speedup_vs_plain", f"{n[tf]}: plain `model.fit` / our variant", 1.2, ">=", "x"),
+        (pt, "speedup_vs_article", f"{n[pt]}: article's DataLoader variant / our {n[pt]} variant", 2.0, ">=", "x"),
+        (tf, "speedup_vs_article", f"article's DataLoader variant ({n[pt]}) / our {n[tf]} variant", 2.0, ">=", "x"),
+        (pt, "peak_rss_gb", f"{n[pt]} {rss}", 2.5, "<=", "GB"),
+        (tf, "peak_rss_gb", f"{n[tf]} {rss}", 2.5, "<=", "GB"),
+    )
+    return (
+        *(
+            Target(f"{f}_{what}", text, threshold, comparison, unit, f)
+            for f, what, text, threshold, comparison, unit in pair
+        ),
+        Target("noop_snakemake_seconds", "no-op `snakemake --cores 2` (median)", 3.0, "<=", "s"),
+        Target("noop_dvc_repro_seconds", "no-op `dvc repro` (median)", 3.0, "<=", "s"),
+    )
+
+
+TARGETS = _targets()
+CPU_ONLY = {t.id for t in TARGETS if t.framework is not None}  # "this 2-core CPU" targets
 
 
 def package_versions() -> dict[str, str | None]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = importlib.metadata.version(name)
@@ -134,13 +147,17 @@ def variant_summary(name: str, timing: dict, memory: dict, images: int) -> dict:
 
 
 def summarize(measured: dict[str, dict], pipeline: dict | None, settings: dict, command: str) -> dict:
-    """benchmark.json: raw timings, medians, ratios (baseline median / ours median) and targets."""
+    """benchmark.json: raw timings, medians, ratios (baseline median / ours median) and targets.
+
+    A framework without a fast path (no ``ours`` variant in the registry, as a reference that only
+    checks) has its timings and no ratios.
+    """
     images = settings["images"]
     frameworks = {}
     for framework, m in measured.items():
         timing = m["timing"]
         variants = {name: variant_summary(name, timing, m["memory"][name], images) for name in timing["variants"]}
-        ours = variants["ours"]["median_seconds_per_epoch"]
+        baselines = registry.get(framework).baselines if OURS in variants else ()
         frameworks[framework] = {
             "framework_version": timing["framework_version"],
             "device": timing["device"],
@@ -149,17 +166,20 @@ def summarize(measured: dict[str, dict], pipeline: dict | None, settings: dict, 
             "run_order": timing["run_order"],
             "variants": variants,
             "speedup": {
-                b: variants[b]["median_seconds_per_epoch"] / ours for b in BASELINES[framework] if b in variants
+                b: variants[b]["median_seconds_per_epoch"] / variants[OURS]["median_seconds_per_epoch"]
+                for b in baselines
+                if b in variants
             },
             "evaluation": m["evaluation"],
         }
-    if "article" in frameworks.get("torch", {}).get("variants", {}):
-        # The article's code is PyTorch's; the other frameworks' variants are compared with it across processes.
-        article = frameworks["torch"]["variants"]["article"]["median_seconds_per_epoch"]
-        for other in frameworks.values():
-            if other is not frameworks["torch"]:
-                other["speedup"]["article"] = article / other["variants"]["ours"]["median_seconds_per_epoch"]
-    result = {
+    owner = next((f for f, fw in frameworks.items() if ARTICLE in fw["variants"]), None)
+    if owner is not None:
+        # The article's code is one framework's; the others' fast paths are compared with it across processes.
+        seconds = frameworks[owner]["variants"][ARTICLE]["median_seconds_per_epoch"]
+        for f, other in frameworks.items():
+            if f != owner and OURS in other["variants"]:
+                other["speedup"][ARTICLE] = seconds / other["variants"][OURS]["median_seconds_per_epoch"]
+    result: dict[str, Any] = {
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
         "settings": settings,
@@ -174,13 +194,14 @@ def summarize(measured: dict[str, dict], pipeline: dict | None, settings: dict, 
 def target_values(result: dict) -> dict[str, float | None]:
     fw, pipeline = result["frameworks"], result["pipeline"]
     values: dict[str, float | None] = {}
-    for f in ("torch", "tensorflow"):
+    for f in {t.framework for t in TARGETS if t.framework is not None}:
         variants = fw.get(f, {}).get("variants", {})
         speedup = fw.get(f, {}).get("speedup", {})
-        values[f"{f}_seconds_per_epoch"] = variants["ours"]["seconds_per_60k_images"] if variants else None
-        values[f"{f}_speedup_vs_plain"] = speedup.get("plain")
-        values[f"{f}_speedup_vs_article"] = speedup.get("article")
-        values[f"{f}_peak_rss_gb"] = variants["ours"]["peak_rss_bytes"] / GB if variants else None
+        ours = variants.get(OURS)
+        values[f"{f}_seconds_per_epoch"] = ours["seconds_per_60k_images"] if ours else None
+        values[f"{f}_speedup_vs_plain"] = speedup.get(PLAIN)
+        values[f"{f}_speedup_vs_article"] = speedup.get(ARTICLE)
+        values[f"{f}_peak_rss_gb"] = ours["peak_rss_bytes"] / GB if ours else None
     noop = (pipeline or {}).get("noop")
     values["noop_snakemake_seconds"] = noop["median_seconds"]["snakemake"] if noop else None
     values["noop_dvc_repro_seconds"] = noop["median_seconds"]["dvc_repro"] if noop else None
@@ -194,9 +215,8 @@ def targets(result: dict) -> list[dict]:
     off_cpu = any(d != "cpu" for d in devices.values())
     images = result["settings"]["images"]
     rows = []
-    for target_id, description, threshold, comparison, unit in TARGETS:
+    for target_id, description, threshold, comparison, unit, framework in TARGETS:
         value = values[target_id]
-        framework = target_id.split("_")[0]
         not_judged = target_id in CPU_ONLY and off_cpu  # a CPU target, measured elsewhere
         note = None
         if value is None:
@@ -211,7 +231,7 @@ def targets(result: dict) -> list[dict]:
         rows.append(
             {
                 "id": target_id,
-                "framework": framework if framework in FRAMEWORK_NAMES else None,
+                "framework": framework,
                 "description": description,
                 "value": value,
                 "threshold": threshold,
@@ -256,14 +276,14 @@ def training_rows(frameworks: dict) -> list[dict]:
         for name, v in fw["variants"].items():
             rows.append(
                 {
-                    "framework": f"{FRAMEWORK_NAMES[f]} {fw['framework_version']}",
+                    "framework": f"{registry.name(f)} {fw['framework_version']}",
                     "variant": VARIANT_LABELS[name],
                     "median": f"{v['median_seconds_per_epoch']:.3f}",
                     "images_per_second": f"{v['images_per_second']:,.0f}",
                     "repetitions": ", ".join(f"{x:.2f}" for x in v["seconds"]),
                     "peak_rss_mb": f"{v['peak_rss_mb']:,.0f}",
                     "peak_gpu_memory_mb": _fmt(v["peak_gpu_memory_mb"], ",.0f"),
-                    "speedup": "" if name == "ours" else f"{fw['speedup'].get(name, float('nan')):.2f}x",
+                    "speedup": f"{fw['speedup'][name]:.2f}x" if name in fw["speedup"] else "",
                 }
             )
     return rows
@@ -273,7 +293,7 @@ def device_notes(frameworks: dict) -> list[dict]:
     """Per framework: where it trained, and what each of its variants is."""
     return [
         {
-            "name": FRAMEWORK_NAMES[f],
+            "name": registry.name(f),
             "device": fw["device"],
             "device_name": fw["device_name"],
             "variants": [
@@ -296,7 +316,7 @@ def evaluation_rows(frameworks: dict) -> list[dict]:
         e = fw["evaluation"]
         rows.append(
             {
-                "name": FRAMEWORK_NAMES[f],
+                "name": registry.name(f),
                 "images_per_second": f"{e['inference_images_per_second']:,.0f}",
                 "latency_ms": f"{e['latency_ms_single_image']:.2f}",
                 "latency_ms_p90": f"{_fastest_single_image(e)['p90_ms']:.2f}",
@@ -353,7 +373,8 @@ def markdown(result: dict, figure: str) -> str:
             targets=target_rows(result["targets"]),
             training=training_rows(frameworks),
             devices=device_notes(frameworks),
-            cross_process="article" in frameworks.get("tensorflow", {}).get("speedup", {}),
+            # Some framework's speedup over the article's variant, which another framework's process ran.
+            cross_process=any(ARTICLE in fw["speedup"] and ARTICLE not in fw["variants"] for fw in frameworks.values()),
             evaluation=evaluation_rows(frameworks),
             noop=noop_summary(pipeline["noop"]) if pipeline else None,
             scaling=scaling_summary(pipeline["seeds_scaling"]) if pipeline and pipeline.get("seeds_scaling") else None,
@@ -377,13 +398,13 @@ def figure(result: dict, path: str | Path) -> Path:
 
     seconds = pd.DataFrame(
         [
-            {"Framework": FRAMEWORK_NAMES.get(f, f), "variant": VARIANT_LABELS[name], "seconds": x}
+            {"Framework": registry.name(f), "variant": VARIANT_LABELS[name], "seconds": x}
             for f, fw in result["frameworks"].items()
             for name, v in fw["variants"].items()
             for x in v["seconds"]
         ]
     )
-    order = [VARIANT_LABELS[n] for n in ("article", "plain", "ours") if VARIANT_LABELS[n] in set(seconds["variant"])]
+    order = [label for label in VARIANT_LABELS.values() if label in set(seconds["variant"])]
     scaling = (result["pipeline"] or {}).get("seeds_scaling")
     return figures.benchmark(
         seconds,

@@ -17,9 +17,11 @@ torch and tensorflow in one process crash. Three modes:
   as workflow/scripts/evaluate.py) on a model saved by the timing process, loaded the way the
   evaluate step loads it (on the CPU).
 
-Variants: ``plain`` and ``ours`` are the backend's Trainer with ``train.fast`` false / true
-(shared data order and shared initial weights, as the pipeline trains). ``article`` (PyTorch
-only) is the article's code: torchvision's FashionMNIST dataset with ``ToTensor`` and
+Variants (each framework's, in the order measured, with their descriptions: the registry's
+``variants``, lenet_compare.core.frameworks): ``plain`` and ``ours`` are the backend's Trainer with
+``train.fast`` false / true (shared data order and shared initial weights, as the pipeline trains).
+``article`` (the framework whose code the article is, core.article.PAIR[0]: PyTorch) is the
+article's code: torchvision's FashionMNIST dataset with ``ToTensor`` and
 ``DataLoader(shuffle=False)``, the classic loop (lenet_compare.core.article's learning rate).
 
 This module is the child process's program; lenet_compare.bench.measure starts it from the
@@ -37,33 +39,18 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from lenet_compare.core import article, cli
+from lenet_compare.core import article, cli, frameworks
 from lenet_compare.core.atomic import write_json
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.core.frameworks import FRAMEWORKS
+from lenet_compare.core.frameworks import ARTICLE
 from lenet_compare.data.dataset import load_prepared
 from lenet_compare.data.fashion_mnist import FILES as RAW_FILES
 from lenet_compare.train import init_weights
 
-VARIANTS = {"torch": ("article", "plain", "ours"), "tensorflow": ("plain", "ours"), "jax": ("plain", "ours")}
-VARIANT_DESCRIPTIONS = {
-    ("torch", "article"): "the article's code: torchvision FashionMNIST + ToTensor + DataLoader(batch "
-    f"{article.BATCH_SIZE}, shuffle=False), .to(device) per batch, Adam(lr={article.as_written(article.LR)}), "
-    "CrossEntropyLoss",
-    ("torch", "plain"): "plain PyTorch loop: whole set as one resident tensor, index_select minibatches, "
-    "eager step, default Adam (Trainer with train.fast: false)",
-    ("torch", "ours"): "the pipeline's fast path (Trainer with train.fast: true)",
-    (
-        "tensorflow",
-        "plain",
-    ): "plain Keras: model.fit with defaults, steps_per_execution=1 (Trainer with train.fast: false)",
-    ("tensorflow", "ours"): "the pipeline's fast path (Trainer with train.fast: true)",
-    ("jax", "plain"): "plain JAX: one nnx.jit train step per minibatch (Trainer with train.fast: false)",
-    ("jax", "ours"): "the pipeline's fast path: several steps per compiled call (Trainer with train.fast: true)",
-}
 BENCH_SEED = 0  # the weights and the order do not change the speed; one seed for every variant
 
 
@@ -109,11 +96,20 @@ def torchvision_root(raw_dir: Path) -> Iterator[Path]:
         yield Path(tmp)
 
 
+def variants(key: str) -> tuple[str, ...]:
+    """The benchmark's variants of framework ``key``, in the order measured (the registry's)."""
+    return tuple(frameworks.get(key).variants)
+
+
 class ArticleLoop:
-    """The article's PyTorch training loop (its data pipeline and step), on the spec's model."""
+    """The article's PyTorch training loop (its data pipeline and step), on the spec's model.
+
+    Article-specific code: it runs with the backend of the article's PyTorch (core.article.PAIR[0])
+    and calls that backend's ``build_model`` and ``load_canonical``, beyond train.protocol.Backend.
+    """
 
     def __init__(self, backend, spec, train: dict, device: str, init: dict, root: Path, n: int):
-        import torch
+        import torch  # the article's framework (core.article.PAIR[0]); only this variant imports it here
         from torch.utils.data import DataLoader, Subset
         from torchvision import datasets, transforms
 
@@ -177,19 +173,21 @@ class TrainerVariant:
 
 def make_variant(name: str, backend, spec, train: dict, device: str, args, stack: contextlib.ExitStack):
     init = init_weights.initial_weights(spec, BENCH_SEED)
-    if name == "article":
+    if name == ARTICLE:
+        if args.framework != article.PAIR[0]:
+            raise PipelineError(f"the {ARTICLE} variant is {article.PAIR[0]}'s code, not {args.framework}'s")
         root = stack.enter_context(torchvision_root(args.raw_dir))
         return ArticleLoop(backend, spec, train, device, init, root, args.images)
     x, y = load_images(args.cache, args.images)
-    return TrainerVariant(backend, spec, train, device, init, name == "ours", x, y)
+    return TrainerVariant(backend, spec, train, device, init, name == frameworks.OURS, x, y)
 
 
 def setup(args):
     """Import the framework, configure it as the train step does; (backend, spec, train, device, name)."""
     from lenet_compare.core.config import load_params
     from lenet_compare.core.spec import LeNetSpec
-    from lenet_compare.train.backends import import_backend
     from lenet_compare.train.devices import resolve_device
+    from lenet_compare.train.import_backend import import_backend
     from lenet_compare.train.job import check_can_run
 
     params = load_params(args.params)
@@ -213,20 +211,20 @@ def framework_record(args, backend, device: str, device_name: str) -> dict:
 
 def run_timing(args) -> dict:
     backend, spec, train, device, device_name = setup(args)
-    names = VARIANTS[args.framework]
+    names = variants(args.framework)
+    descriptions = frameworks.get(args.framework).variants
     record = framework_record(args, backend, device, device_name)
     record.update(batch_size=train["batch_size"], warmup_epochs=args.warmup, repeats=args.repeats, variants={})
     with contextlib.ExitStack() as stack:
-        variants = {name: make_variant(name, backend, spec, train, device, args, stack) for name in names}
+        running = {name: make_variant(name, backend, spec, train, device, args, stack) for name in names}
         epochs = dict.fromkeys(names, 0)
-        results = {
-            name: {"description": VARIANT_DESCRIPTIONS[(args.framework, name)], "warmup_seconds": [], "seconds": []}
-            for name in names
+        results: dict[str, dict[str, Any]] = {
+            name: {"description": descriptions[name], "warmup_seconds": [], "seconds": []} for name in names
         }
 
         def one_epoch(name: str) -> float:
             epochs[name] += 1
-            loss, acc, seconds = variants[name].train_epoch(epochs[name])
+            loss, acc, seconds = running[name].train_epoch(epochs[name])
             cli.log.info(
                 "%s %s epoch %d: %.3f s (loss %.4f, accuracy %.4f)",
                 args.framework,
@@ -247,13 +245,14 @@ def run_timing(args) -> dict:
                 results[name]["seconds"].append(one_epoch(name))
                 run_order.append(name)
         for name in names:
-            results[name]["details"] = variants[name].details()
-            results[name]["peak_gpu_memory_mb_shared_process"] = variants[name].peak_gpu_memory_mb()
+            results[name]["details"] = running[name].details()
+            results[name]["peak_gpu_memory_mb_shared_process"] = running[name].peak_gpu_memory_mb()
         record["variants"] = results
         record["run_order"] = run_order
         if args.save_model is not None:
-            # The model the eval mode times (its weights do not change its speed).
-            variants["ours"].trainer.save(args.save_model)
+            # The model the eval mode times (its weights do not change its speed): the fast path's,
+            # or the plain Trainer's for a framework without one.
+            running[frameworks.OURS if frameworks.OURS in running else frameworks.PLAIN].trainer.save(args.save_model)
     return record
 
 
@@ -279,13 +278,14 @@ def run_eval(args) -> dict:
     from lenet_compare.core.config import load_params
     from lenet_compare.core.spec import LeNetSpec
     from lenet_compare.evaluate import inference_timing
-    from lenet_compare.train.backends import import_backend
+    from lenet_compare.train.import_backend import import_backend
+    from lenet_compare.train.trainer import load_for_inference
 
     spec = LeNetSpec.from_params(load_params(args.params)["model"])
     backend = import_backend(args.framework)
-    model = backend.load_for_inference(args.save_model, spec)  # the evaluate step's loading: CPU
+    model = load_for_inference(backend, args.save_model, spec)  # the evaluate step's loading: CPU
     x_test = load_prepared(args.cache)[0]["x_test"]
-    timing = inference_timing.measure(args.framework, model, x_test, spec)
+    timing = inference_timing.measure(args.framework, backend.inference_paths(model), x_test, spec)
     cli.log.info(
         "%s inference, fastest idiomatic call: %.0f images/s at batch %d, %.2f ms per single image",
         args.framework,
@@ -305,7 +305,7 @@ def main(args) -> None:
 
 def arg_parser() -> argparse.ArgumentParser:
     p = cli.parser(__doc__)
-    p.add_argument("--framework", choices=FRAMEWORKS, required=True)
+    p.add_argument("--framework", choices=frameworks.FRAMEWORKS, required=True)
     p.add_argument("--mode", choices=tuple(MODES), required=True)
     p.add_argument("--variant", help="memory mode: the variant to train alone")
     p.add_argument("--cache", type=Path, required=True, help="the prepared .npz cache")
@@ -320,8 +320,8 @@ def arg_parser() -> argparse.ArgumentParser:
 
 if __name__ == "__main__":
     parsed = arg_parser().parse_args()
-    if parsed.mode == "memory" and parsed.variant not in VARIANTS[parsed.framework]:
-        arg_parser().error(f"--mode memory needs --variant, one of {', '.join(VARIANTS[parsed.framework])}")
+    if parsed.mode == "memory" and parsed.variant not in variants(parsed.framework):
+        arg_parser().error(f"--mode memory needs --variant, one of {', '.join(variants(parsed.framework))}")
     if parsed.mode == "eval" and parsed.save_model is None:
         arg_parser().error("--mode eval needs --save-model (the folder the timing mode saved the model to)")
     cli.run(main, parsed)

@@ -27,7 +27,7 @@ from lenet_compare.ablation import factors
 from lenet_compare.core import layout
 from lenet_compare.core.article import PAIR
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.core.frameworks import FRAMEWORK_NAMES
+from lenet_compare.core.frameworks import name as framework_name
 from lenet_compare.report.common import read_json, require_files
 
 JOBS = ("train", "evaluate", "ablation_train")
@@ -135,7 +135,7 @@ def table(summary: dict) -> str:
     ]
     for g in summary["groups"]:
         lines.append(
-            f"| `{g['job']}` | {FRAMEWORK_NAMES.get(g['framework'], g['framework'])} | {g['jobs']} | "
+            f"| `{g['job']}` | {framework_name(g['framework'])} | {g['jobs']} | "
             f"{', '.join(g['trained_runs']) or '-'} | {g['median_seconds']:.0f} | "
             f"{g['min_seconds']:.0f}-{g['max_seconds']:.0f} | {_minutes(g['total_seconds'])} |"
         )

@@ -2,10 +2,10 @@
 
 A widely read article trained LeNet-5 on Fashion-MNIST in Keras and in PyTorch, one run each,
 and reported 91.34 % for TensorFlow against 89 % for PyTorch. Its two runs were not the same
-experiment: its code differed between the frameworks in six factors (DESIGN.md). Every fact
-about it lives here: the report, the ablation and its report, the benchmark's article variant
-and the config's rules for the ablation take them from this module, and the templates get them
-passed in (no number of the article is typed in a template).
+experiment: its code differed between the frameworks in six factors (docs/design.md, "The
+article's differences"). Every fact about it lives here: the report, the ablation and its report,
+the benchmark's article variant and the config's rules for the ablation take them from this module,
+and the templates get them passed in (no number of the article is typed in a template).
 
 params.yaml's ``ablation.article`` gives each factor's value in the article's code per
 framework, as the ablation trains it; this module says what the article published and how its
@@ -15,6 +15,8 @@ Imports nothing from the package: config (core) imports it.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 # The article's two frameworks, in the order of its gap: differences are the second minus the
 # first (TensorFlow/Keras minus PyTorch). The comparison report puts this pair first; the
@@ -35,7 +37,7 @@ TRUNCATED_ACCURACY = "100 * correct // total"
 
 # Its published numbers, one run each. Its PyTorch code printed 100 * correct // total,
 # so "89" means an accuracy in [89, 90): kept as an interval, never as the number 89.
-PUBLISHED = {
+PUBLISHED: dict[str, dict[str, Any]] = {
     "torch": {"shown": "89 %", "low": 89.0, "high": 90.0, "how": f"`{TRUNCATED_ACCURACY}`, integer-truncated"},
     "tensorflow": {"shown": "91.34 %", "low": 91.34, "high": 91.34, "how": "two decimals"},
 }

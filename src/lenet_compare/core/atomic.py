@@ -64,9 +64,10 @@ def write_json(path: str | Path, obj: Any) -> None:
 def write_npz(path: str | Path, arrays: dict[str, np.ndarray], meta: dict | None = None) -> None:
     """Named arrays as an .npz (readable with ``allow_pickle=False``); ``meta``, when given, as a
     0-d string array ``meta`` holding its JSON."""
-    extra = {} if meta is None else {"meta": np.array(json.dumps(meta))}
+    named = dict(arrays) if meta is None else {**arrays, "meta": np.array(json.dumps(meta))}
     with atomic_write(path) as f:
-        np.savez(f, **arrays, **extra)
+        # numpy's stubs type allow_pickle among the keyword names, as if a name could clash with it
+        np.savez(f, **named)  # type: ignore[arg-type]
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -14,6 +14,7 @@ import yaml
 
 from lenet_compare.core import article
 from lenet_compare.core.errors import PipelineError
+from lenet_compare.core.frameworks import FRAMEWORKS
 from lenet_compare.core.paths import SCHEMA
 from lenet_compare.core.spec import LeNetSpec
 
@@ -22,8 +23,11 @@ N_TEST = 10_000
 
 
 def load_schema() -> dict:
+    """The params schema, with the frameworks it accepts taken from the registry (core.frameworks)."""
     with open(SCHEMA, encoding="utf-8") as f:
-        return yaml.safe_load(f)
+        schema = yaml.safe_load(f)
+    schema["properties"]["frameworks"]["items"] = {"enum": list(FRAMEWORKS)}
+    return schema
 
 
 def load_params(path: str | Path = "params.yaml") -> dict:

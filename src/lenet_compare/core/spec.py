@@ -12,7 +12,7 @@ j = 1..m (the last one is the output layer, its logits are not activated):
 
 Canonical layout (PyTorch's own): ``conv{i}.weight`` (out, in, k, k) "OIHW", ``conv{i}.bias``
 (out,), ``fc{j}.weight`` (out, in), ``fc{j}.bias`` (out,), float32. The inputs of ``fc1`` are the
-last feature maps flattened channel-first, (C, H, W): input c*H*W + h*W + w. Keras works
+last feature maps flattened channel-first, (C, H, W): input c*H*W + h*W + w. Keras and Flax work
 channel-last, so ``to_channels_last`` turns conv kernels into HWIO and reorders fc1's inputs to
 (H, W, C); ``from_channels_last`` undoes it.
 """
@@ -103,6 +103,11 @@ class LeNetSpec:
         sizes = [self.flatten_size, *self.hidden, self.classes]
         return [(f"fc{j + 1}", sizes[j], sizes[j + 1]) for j in range(len(sizes) - 1)]
 
+    @property
+    def layer_names(self) -> list[str]:
+        """The canonical names of the layers with weights, in the order of the network."""
+        return [conv.name for conv in self.conv_layers] + [name for name, _, _ in self.dense_layers]
+
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         """Canonical names and shapes, in the order of the network (and of init's draws)."""
         shapes: dict[str, tuple[int, ...]] = {}
@@ -139,7 +144,8 @@ def check_weights(spec: LeNetSpec, weights: dict[str, np.ndarray], source: str) 
 
 
 def to_channels_last(spec: LeNetSpec, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Canonical weights -> Keras layout: conv kernels HWIO, dense kernels (in, out), fc1 rows HWC."""
+    """Canonical weights -> the channel-last layout (Keras, Flax): conv kernels HWIO, dense kernels
+    (in, out), fc1 rows HWC."""
     out = {}
     c, h, w = spec.feature_shape
     for name, value in weights.items():

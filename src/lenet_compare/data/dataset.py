@@ -1,6 +1,6 @@
 """Build the one prepared cache (data/prepared/fashion_mnist.npz) from the raw IDX files.
 
-The cache holds (DESIGN.md): x_train, y_train, x_val, y_val, x_test, y_test, with x float32
+The cache holds (docs/design.md, "Files"): x_train, y_train, x_val, y_val, x_test, y_test, with x float32
 (N, 28, 28) and y int64, plus metadata: class names, normalization constants, the payload
 checksums of the raw files, and where each train/val image came from in the training set.
 """

@@ -1,2 +1,2 @@
 """The evaluate step: per-class metrics of test-set predictions and inference timing, computed
-the same way for both frameworks."""
+the same way for every framework."""

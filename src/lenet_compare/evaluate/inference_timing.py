@@ -11,7 +11,10 @@ train.threads, already set):
 - idiomatic: the framework's own ways of serving a model. PyTorch: ``torch.inference_mode()``,
   eager and ``torch.compile``-d; Keras: ``tf.function`` with a fixed input signature, the same
   with XLA (``jit_compile=True``), and ``predict_on_batch``; JAX: ``nnx.jit``, the same with
-  ``nnx.cached_partial``, and ``jax.jit`` of the split state (``jax_paths``).
+  ``nnx.cached_partial``, and ``jax.jit`` of the split state.
+
+Each backend lists its own paths (``inference_paths``, train.protocol.Backend); this module
+times any list of them.
 
 Per batch size, the idiomatic path with the lowest median is labelled "fastest idiomatic"; the
 choice comes from the measurement, not from a rule (which one wins depends on the machine and
@@ -21,21 +24,23 @@ on a shared machine hits all of them alike; medians, because such a machine is n
 any timing, every idiomatic path's logits are checked against the naive path's: a path that
 computes something else is an error, never a speed.
 
-The module imports no framework at the top: ``torch_paths``, ``tensorflow_paths`` and
-``jax_paths`` import theirs when called, so the evaluate step still imports exactly one.
+The module imports no framework: the evaluate step imports exactly one, its backend.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.core.spec import IMAGE_SIDE, LeNetSpec
+from lenet_compare.core.spec import LeNetSpec
+
+# The path kinds, as the reports read them here.
+from lenet_compare.train.protocol import IDIOMATIC as IDIOMATIC
+from lenet_compare.train.protocol import NAIVE as NAIVE
+from lenet_compare.train.protocol import InferencePath
 
 BATCH_SIZES = (1, 1000)
 # Timed calls per path and batch size, and untimed warm-up calls before them (the first call
@@ -43,123 +48,10 @@ BATCH_SIZES = (1, 1000)
 CALLS = {1: 200, 1000: 20}
 WARMUP = {1: 10, 1000: 2}
 
-NAIVE, IDIOMATIC, FASTEST = "naive", "idiomatic", "fastest idiomatic"
+FASTEST = "fastest idiomatic"
 
 # float32's unit roundoff: half the distance from 1.0 to the next float32 (2**-24).
 UNIT_ROUNDOFF = float(np.finfo(np.float32).eps) / 2
-
-
-@dataclass(frozen=True)
-class InferencePath:
-    kind: str  # NAIVE or IDIOMATIC
-    call: str  # the exact call, as the report names it
-    run: Callable[[np.ndarray], np.ndarray]  # images (N, 28, 28) float32 -> logits (N, classes)
-
-
-def torch_paths(model) -> list[InferencePath]:
-    """PyTorch's naive call and its idiomatic inference paths, on the model's device (the CPU)."""
-    import torch  # here, not at the top: see the module docstring
-
-    model.eval()
-    # dynamic=False: one static graph per batch size. The default (dynamic=None) would recompile
-    # with symbolic shapes at the second size, and time a more general kernel at both.
-    compiled = torch.compile(model, dynamic=False)
-
-    def tensor(x: np.ndarray):
-        return torch.from_numpy(x).unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28), no copy
-
-    def naive(x):
-        return model(tensor(x)).detach().numpy()  # autograd records the graph; detach to read it
-
-    def inference_mode(x):
-        with torch.inference_mode():
-            return model(tensor(x)).numpy()
-
-    def compiled_call(x):
-        with torch.inference_mode():
-            return compiled(tensor(x)).numpy()
-
-    return [
-        InferencePath(NAIVE, "model(x)", naive),
-        InferencePath(IDIOMATIC, "with torch.inference_mode(): model(x)", inference_mode),
-        InferencePath(IDIOMATIC, "with torch.inference_mode(): torch.compile(model, dynamic=False)(x)", compiled_call),
-    ]
-
-
-def tensorflow_paths(model) -> list[InferencePath]:
-    """Keras's naive (eager) call and its compiled inference paths, on the CPU."""
-    import tensorflow as tf  # here, not at the top: see the module docstring
-
-    # The serving signature: any batch size, one image channel last. One trace serves both sizes.
-    signature = [tf.TensorSpec((None, IMAGE_SIDE, IMAGE_SIDE, 1), tf.float32)]
-    graph = tf.function(model, input_signature=signature)
-    xla = tf.function(model, input_signature=signature, jit_compile=True)
-    # predict_on_batch runs Keras's own predict function, which Keras compiles with XLA when it
-    # sees a GPU (jit_compile "auto"), even one this CPU-only step hides. Off, so the path is
-    # what its label says; XLA has a path of its own above. force: rebuild a cached one.
-    model.jit_compile = False
-    model.make_predict_function(force=True)
-
-    def channel_last(x: np.ndarray) -> np.ndarray:
-        return x[..., None]  # (N, 28, 28) -> (N, 28, 28, 1), a view
-
-    def naive(x):
-        return np.asarray(model(channel_last(x), training=False))
-
-    def graph_call(x):
-        return graph(channel_last(x)).numpy()
-
-    def xla_call(x):
-        return xla(channel_last(x)).numpy()
-
-    def predict_on_batch(x):
-        return np.asarray(model.predict_on_batch(channel_last(x)))
-
-    sig = "input_signature=[TensorSpec((None, 28, 28, 1))]"
-    return [
-        InferencePath(NAIVE, "model(x, training=False)", naive),
-        InferencePath(IDIOMATIC, f"tf.function(model, {sig})(x)", graph_call),
-        InferencePath(IDIOMATIC, f"tf.function(model, {sig}, jit_compile=True)(x)", xla_call),
-        InferencePath(IDIOMATIC, "model.predict_on_batch(x)", predict_on_batch),
-    ]
-
-
-def jax_paths(model) -> list[InferencePath]:
-    """The Flax NNX module called eagerly, op by op; then compiled: ``nnx.jit`` of a call of the
-    module (Flax traverses the module's object graph on every call), the same with
-    ``nnx.cached_partial`` (the traversal cached), and ``jax.jit`` of a pure function of the
-    ``nnx.split`` state (no Flax at call time)."""
-    import jax  # here, not at the top: see the module docstring
-    import jax.numpy as jnp
-    from flax import nnx
-
-    graphdef, state = nnx.split(model)
-    nnx_jitted = nnx.jit(lambda m, x: m(x))
-    cached = nnx.cached_partial(nnx_jitted, model)
-    pure = jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))
-
-    def images(x: np.ndarray):
-        return jnp.asarray(x[..., None])  # (N, 28, 28) -> (N, 28, 28, 1), channels last
-
-    return [
-        InferencePath(NAIVE, "model(x)", lambda x: np.asarray(model(images(x)))),
-        InferencePath(
-            IDIOMATIC, "nnx.jit(lambda m, x: m(x))(model, x)", lambda x: np.asarray(nnx_jitted(model, images(x)))
-        ),
-        InferencePath(
-            IDIOMATIC,
-            "nnx.cached_partial(nnx.jit(lambda m, x: m(x)), model)(x)",
-            lambda x: np.asarray(cached(images(x))),
-        ),
-        InferencePath(
-            IDIOMATIC,
-            "jax.jit(lambda s, x: nnx.merge(graphdef, s)(x))(state, x)",
-            lambda x: np.asarray(pure(state, images(x))),
-        ),
-    ]
-
-
-PATHS = {"torch": torch_paths, "tensorflow": tensorflow_paths, "jax": jax_paths}
 
 
 def float32_tolerance(spec: LeNetSpec, logits: np.ndarray) -> float:
@@ -203,14 +95,15 @@ def _time_round_robin(paths: list[InferencePath], batches: list[np.ndarray]) -> 
 
 def measure(
     framework: str,
-    model,
+    paths: list[InferencePath],
     x: np.ndarray,
     spec: LeNetSpec,
     batch_sizes: tuple[int, ...] = BATCH_SIZES,
     calls: dict[int, int] | None = None,
     warmup: dict[int, int] | None = None,
 ) -> dict:
-    """The keys the evaluate step adds to metrics.json: every path at every batch size.
+    """The keys the evaluate step adds to metrics.json: every path (a backend's inference_paths,
+    the naive one first) at every batch size.
 
     ``inference_images_per_second`` (the largest batch) and ``latency_ms_single_image`` (batch
     1) are the fastest idiomatic path's; ``inference.rows`` holds every path, naive included.
@@ -218,7 +111,6 @@ def measure(
     float32 rounding allows.
     """
     calls, warmup = calls or CALLS, warmup or WARMUP
-    paths = PATHS[framework](model)
     rows = []
     for size in batch_sizes:
         batches = _batches(x, size, calls[size])
@@ -266,7 +158,7 @@ def measure(
     }
 
 
-def _check(framework: str, path: InferencePath, size: int, out, reference, tolerance) -> float:
+def _check(framework: str, path: InferencePath, size: int, out: np.ndarray, reference, tolerance) -> float:
     """The largest difference of ``out`` from the naive path's logits; an error beyond ``tolerance``."""
     difference = float(np.max(np.abs(np.asarray(out, np.float32) - reference)))
     if not difference <= tolerance:  # written so that NaN fails too

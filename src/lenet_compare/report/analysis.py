@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 
 from lenet_compare.core import article
+from lenet_compare.core.frameworks import name as framework_name
 from lenet_compare.core.numbers import number_or_none, numbers, one_or_all
 from lenet_compare.evaluate.classification import classification_metrics
 from lenet_compare.evaluate.inference_timing import BATCH_SIZES, FASTEST, NAIVE
 from lenet_compare.report import sentences, stats
-from lenet_compare.report.common import FRAMEWORK_NAMES, PAIR, device_text, pair_key
+from lenet_compare.report.common import PAIR, device_text, pair_key
 from lenet_compare.report.inputs import Inputs
 
 TIMING_FIELDS = {
@@ -124,7 +125,7 @@ def framework_summary(inp: Inputs, table: pd.DataFrame, acc: dict, per_run: dict
         timing[column] = {"mean": mean, "std": std}
     runs_f = [inp.runs[(f, s)].run for s in inp.seeds]
     return {
-        "name": FRAMEWORK_NAMES.get(f, f),
+        "name": framework_name(f),
         "accuracy": stats.summarize([acc[s] for s in inp.seeds]),
         "per_seed": {s: acc[s] for s in inp.seeds},
         "test_loss_mean": float(rows["test_loss"].mean()),
@@ -173,8 +174,8 @@ def pair_analysis(inp: Inputs, acc: dict, a: str, b: str) -> dict:
     return {
         "a": a,
         "b": b,
-        "name_a": FRAMEWORK_NAMES.get(a, a),
-        "name_b": FRAMEWORK_NAMES.get(b, b),
+        "name_a": framework_name(a),
+        "name_b": framework_name(b),
         "key": pair_key(a, b),
         "paired": paired,
         "equivalence": equivalence,
@@ -214,7 +215,7 @@ def inference_summary(inp: Inputs, pairs: list[tuple[str, str]]) -> dict:
                 rows.append(
                     {
                         "framework": f,
-                        "name": FRAMEWORK_NAMES.get(f, f),
+                        "name": framework_name(f),
                         "batch_size": size,
                         "path": path,
                         "calls": [{"call": call, "runs": n} for call, n in calls.items()],

@@ -1,5 +1,5 @@
-"""What the report steps share: framework names, the article's pair, reading a run's files, the output names,
-and the headline (the comparison in one line, read back from reports/metrics.json).
+"""What the report steps share: the frameworks' names (the registry's), the article's pair, reading a
+run's files, the output names, and the headline (the comparison in one line, read back from reports/metrics.json).
 
 Used by the comparison report, the ablation's report, the benchmark's report and the figures,
 so that none of them imports another; the Snakemake rules and the tests take the file names from
@@ -15,15 +15,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
+from lenet_compare.core import frameworks
 from lenet_compare.core.article import PAIR
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.core.frameworks import FRAMEWORK_NAMES
+from lenet_compare.core.frameworks import FRAMEWORK_NAMES as FRAMEWORK_NAMES  # re-exported
 from lenet_compare.core.numbers import signed_points
 
 # The significance level of every test in the reports.
 ALPHA = 0.05
-# The headline's short names of the frameworks, as in "TF−PT".
-SHORT_NAMES = {"torch": "PT", "tensorflow": "TF", "jax": "JAX"}
 
 # reports/figures/{name}.png, in the order the report shows them.
 FIGURES = (
@@ -105,10 +104,15 @@ def pair_key(a: str, b: str) -> str:
     return f"{b}_minus_{a}"
 
 
+def short_name(framework: str) -> str:
+    """The framework as the headline's differences name it ("TF"); an unknown key as it is."""
+    return frameworks.BY_KEY[framework].short if framework in frameworks.BY_KEY else framework
+
+
 def _pair_short(key: str) -> str:
     """ "jax_minus_torch" as the headline writes it: "JAX−PT"."""
     b, a = key.split("_minus_")
-    return f"{SHORT_NAMES.get(b, b)}\u2212{SHORT_NAMES.get(a, a)}"
+    return f"{short_name(b)}\u2212{short_name(a)}"
 
 
 def headline(metrics_path: Path | str, report: Path | str = "reports/report.html") -> str:
@@ -132,7 +136,7 @@ def headline(metrics_path: Path | str, report: Path | str = "reports/report.html
 def _headline(m: dict, report: str) -> str:
     parts = []
     for f, acc in m["accuracy"].items():
-        name = FRAMEWORK_NAMES.get(f, f)
+        name = frameworks.name(f)
         half = None if acc["ci95_high"] is None else acc["ci95_high"] - acc["mean"]
         parts.append(f"{name} {acc['mean']:.2f} %" if half is None else f"{name} {acc['mean']:.2f} ± {half:.2f} %")
     n = m["n_seeds"]
@@ -160,7 +164,7 @@ def _article_pair(gap: dict, eq: dict, several: bool) -> str:
         if several:
             p += f", Holm-adjusted p = {format_p(gap['p_holm'])}"
         if gap["p_holm"] < ALPHA:
-            ahead = FRAMEWORK_NAMES[PAIR[1] if gap["mean"] > 0 else PAIR[0]]
+            ahead = frameworks.name(PAIR[1] if gap["mean"] > 0 else PAIR[0])
             text += f": {ahead} ahead, significant ({p})"
         else:
             text += f": no significant difference ({p})"

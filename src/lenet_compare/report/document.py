@@ -14,14 +14,18 @@ from pathlib import Path
 import yaml
 
 from lenet_compare.core import article
+from lenet_compare.core.frameworks import BY_KEY
 from lenet_compare.report import stats
 from lenet_compare.report.inputs import Inputs
 from lenet_compare.report.render import environment, image_link, md_link
 
 REPORT_LIBRARIES = ("numpy", "scipy", "statsmodels", "pandas", "matplotlib", "seaborn", "jinja2", "markdown-it-py")
 
-# The frameworks as the title names them (FRAMEWORK_NAMES says "TensorFlow/Keras").
-TITLE_NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX"}
+
+def title_name(framework: str) -> str:
+    """The framework as the title names it ("TensorFlow", where its name is "TensorFlow/Keras");
+    an unknown key (a test's made-up framework) as it is."""
+    return BY_KEY[framework].title if framework in BY_KEY else framework
 
 
 def _and(names: list[str]) -> str:
@@ -37,16 +41,16 @@ def title(frameworks: list[str]) -> str:
     "TensorFlow vs PyTorch and JAX: ...". With one framework, nothing is compared and the
     title stays the article's comparison.
     """
-    article_pair = [TITLE_NAMES[f] for f in reversed(article.PAIR) if f in frameworks]
-    names = article_pair + [TITLE_NAMES.get(f, f) for f in frameworks if f not in article.PAIR]
+    article_pair = [title_name(f) for f in reversed(article.PAIR) if f in frameworks]
+    names = article_pair + [title_name(f) for f in frameworks if f not in article.PAIR]
     if len(names) < 2:
-        names = [TITLE_NAMES[f] for f in reversed(article.PAIR)]
+        names = [title_name(f) for f in reversed(article.PAIR)]
     return f"{names[0]} vs {_and(names[1:])}: LeNet-5 on Fashion-MNIST, a controlled comparison"
 
 
 def further_names(frameworks: list[str]) -> str | None:
     """The frameworks beyond the article's two, as the intro names them ("JAX"); None when none."""
-    further = [TITLE_NAMES.get(f, f) for f in frameworks if f not in article.PAIR]
+    further = [title_name(f) for f in frameworks if f not in article.PAIR]
     return _and(further) if further else None
 
 

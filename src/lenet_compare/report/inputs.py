@@ -20,14 +20,16 @@ import pandas as pd
 
 from lenet_compare.core import layout
 from lenet_compare.core.errors import PipelineError
+from lenet_compare.core.frameworks import name as framework_name
 from lenet_compare.core.trained_with import check_trained_with
 from lenet_compare.data.dataset import load_prepared
 from lenet_compare.evaluate.classification import classification_metrics
-from lenet_compare.report.common import FRAMEWORK_NAMES, read_json, require_files
+from lenet_compare.report.common import read_json, require_files
 from lenet_compare.report.stats import plural
 from lenet_compare.train.history import HISTORY_COLUMNS
 
-# history.csv must hold at least the columns DESIGN.md promises (the train step writes more).
+# history.csv must hold at least its first six columns, epoch to epoch_seconds (docs/design.md, "Files",
+# lists every column; the train step writes more).
 REQUIRED_HISTORY_COLUMNS = HISTORY_COLUMNS[:6]
 RERUN_TRAIN = "rerun the train step (dvc repro / snakemake)"
 
@@ -167,7 +169,7 @@ def _check_one_device_kind(runs: dict[tuple[str, int], Run], frameworks: list[st
     if len({kind for kinds in seeds_by_kind.values() for kind in kinds}) <= 1:
         return
     listing = "; ".join(
-        f"{FRAMEWORK_NAMES.get(f, f)} on "
+        f"{framework_name(f)} on "
         + ", ".join(f"{kind} ({plural(len(s), 'seed')}: {', '.join(map(str, s))})" for kind, s in kinds.items())
         for f, kinds in seeds_by_kind.items()
     )

@@ -28,6 +28,14 @@ def _points(fraction: float | None) -> str:
     return signed_points(percent_from_fraction(fraction))
 
 
+def _percent(fraction: float) -> float:
+    """A fraction that is known to be there, in percent (points)."""
+    points = percent_from_fraction(fraction)
+    # percent_from_fraction gives None only for None, and every caller here has checked for that.
+    assert points is not None
+    return points
+
+
 def verdict(
     paired: dict,
     mcnemar_by_seed: Mapping[int, dict],
@@ -75,7 +83,7 @@ def t_test_sentence(paired: dict, name_a: str, name_b: str, alpha: float = ALPHA
     if p_decide < alpha:
         better, worse = (name_b, name_a) if mean_d > 0 else (name_a, name_b)
         return (
-            f"{better} is more accurate than {worse}, by {abs(percent_from_fraction(mean_d)):.2f} percentage points "
+            f"{better} is more accurate than {worse}, by {abs(_percent(mean_d)):.2f} percentage points "
             f"on average over {seeds_word} ({name_b} minus {name_a}: {ci}; {p_words} < {alpha})."
         )
     return (
@@ -91,7 +99,7 @@ def equivalence_sentence(eq: dict, name_a: str, name_b: str, alpha: float = ALPH
     The decision is ``eq["equivalent"]``: the Holm-adjusted TOST p below alpha. With more than one
     pair, a CI inside the margin whose adjusted p is not below alpha is said to be "not shown" too.
     """
-    margin = format_margin(percent_from_fraction(eq["margin"]))
+    margin = format_margin(_percent(eq["margin"]))
     if eq["pvalue"] is None:
         return f"Equivalence within ±{margin} points not shown: {eq['note']}."
     ci = f"{_points(eq['ci_low'])} to {_points(eq['ci_high'])} points"
@@ -140,7 +148,7 @@ def mcnemar_sentence(results: list[dict], name_a: str, name_b: str, alpha: float
     """In how many seeds McNemar's test finds a difference, who is ahead there, how often they agree."""
     pvals = [r["pvalue"] for r in results if r["pvalue"] is not None]
     significant = [r for r in results if r["pvalue"] is not None and r["pvalue"] < alpha]
-    agree = [percent_from_fraction(r["agreement"]) for r in results if r["agreement"] is not None]
+    agree = [_percent(r["agreement"]) for r in results if r["agreement"] is not None]
     k, m = len(significant), len(results)
     text = (
         f"Per seed, the exact McNemar test on the same {results[0]['n']:,} test images finds a "

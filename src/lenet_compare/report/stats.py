@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -44,7 +45,7 @@ def summarize(values: Sequence[float], confidence: float = CONFIDENCE) -> dict:
     """n, mean, std (ddof=1), t-based confidence interval of the mean, min and max."""
     x = np.asarray(values, dtype=np.float64)
     n = int(x.size)
-    out = {"n": n, "mean": None, "std": None, "ci_low": None, "ci_high": None, "min": None, "max": None}
+    out: dict[str, Any] = {"n": n, "mean": None, "std": None, "ci_low": None, "ci_high": None, "min": None, "max": None}
     out["note"] = None
     if n == 0:
         out["note"] = "no runs"

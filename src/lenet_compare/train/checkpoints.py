@@ -14,39 +14,48 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lenet_compare.core import cli, spec
+from lenet_compare.core import cli
 from lenet_compare.core.atomic import write_json
-from lenet_compare.train import divergence, init_weights, loop, minibatches, scores
+from lenet_compare.train.trainer import CHECKPOINT_SUFFIX
+
+if TYPE_CHECKING:
+    from lenet_compare.train.protocol import Trainer
 
 PROGRESS_FILE = "progress.json"
-# The modules besides the framework backend whose code decides what a training step computes.
-TRAINING_CODE = (loop, minibatches, init_weights, scores, divergence, spec)
 
 
 def fingerprint(
-    framework: str, seed: int, model: dict, train: dict, x: np.ndarray, y: np.ndarray, backend: ModuleType
+    framework: str,
+    seed: int,
+    model: dict,
+    train: dict,
+    x: np.ndarray,
+    y: np.ndarray,
+    version: str,
+    code: Iterable[Path],
 ) -> str:
     """What a checkpoint must match to be resumed: framework, seed, every training param, the
     data, the training code and the libraries that run it.
 
-    The code is the bytes of the modules a training step runs (``TRAINING_CODE``): a changed
+    ``code`` is the files of the modules a training step runs (job.training_code): a changed
     epoch loop, backend, data order, scoring, divergence check or spec must not continue
     weights that older code trained.
-    The versions are the framework's (``backend.VERSION``) and numpy's, which draws the shared
-    order and initial weights. train.device is left out on purpose: resuming a GPU run on a CPU
-    (or back) is allowed.
+    The versions are the framework's (``version``: its backend's VERSION) and numpy's, which
+    draws the shared order and initial weights. train.device is left out on purpose: resuming a
+    GPU run on a CPU (or back) is allowed.
     """
     h = hashlib.sha256()
     settings = {k: v for k, v in train.items() if k != "device"}
-    versions = {"framework": backend.VERSION, "numpy": np.__version__}
+    versions = {"framework": version, "numpy": np.__version__}
     h.update(json.dumps([framework, seed, model, settings, versions], sort_keys=True).encode())
-    for module in (backend, *TRAINING_CODE):
-        h.update(Path(module.__file__).read_bytes())
+    for path in code:
+        h.update(Path(path).read_bytes())
     for a in (x, y):
         h.update(str((a.dtype.str, a.shape)).encode())
         h.update(np.ascontiguousarray(a).data)
@@ -56,11 +65,11 @@ def fingerprint(
 class Checkpoints:
     """One run's checkpoint folder: progress.json names the newest complete state file."""
 
-    def __init__(self, folder: Path, key: str, suffix: str):
-        self.folder, self.key, self.suffix = Path(folder), key, suffix
+    def __init__(self, folder: Path, key: str):
+        self.folder, self.key, self.suffix = Path(folder), key, CHECKPOINT_SUFFIX
         self.resumed_after = 0  # epochs loaded from a checkpoint
 
-    def resume(self, trainer) -> list[dict]:
+    def resume(self, trainer: Trainer) -> list[dict]:
         """Load the newest matching checkpoint into ``trainer``; the history rows it covers."""
         progress_path = self.folder / PROGRESS_FILE
         if not progress_path.is_file():
@@ -83,7 +92,7 @@ class Checkpoints:
         cli.log.info("resuming after epoch %d from %s", rows[-1]["epoch"], self.folder)
         return rows
 
-    def save(self, trainer, rows: list[dict]) -> None:
+    def save(self, trainer: Trainer, rows: list[dict]) -> None:
         # The state file is written first, under a new name, then progress.json points to it:
         # an interruption at any moment leaves a consistent pair behind.
         state = f"state-epoch{rows[-1]['epoch']}{self.suffix}"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from lenet_compare.core.errors import PipelineError
+
+if TYPE_CHECKING:
+    from lenet_compare.train.protocol import Trainer
 
 
 def non_finite_loss(epoch: int, step: int, steps: int, value: float, at_most: bool = False) -> PipelineError:
@@ -21,7 +26,7 @@ def non_finite_loss(epoch: int, step: int, steps: int, value: float, at_most: bo
     )
 
 
-def check_weights_finite(trainer, epoch: int) -> None:
+def check_weights_finite(trainer: Trainer, epoch: int) -> None:
     """Stop a run whose weights hold NaN or inf, even when its loss looks fine.
 
     The loss check (non_finite_loss) names the step, but it can miss: TensorFlow's

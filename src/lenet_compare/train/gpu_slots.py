@@ -162,10 +162,10 @@ def visible_gpus(listing: Listing | None, listed: str | None) -> list[Gpu]:
         return gpus
     gpus = []
     for entry in valid_entries(listed):
-        uuid = listing.lookup(entry)
-        if uuid is None and entry.isdigit():
+        found = listing.lookup(entry)
+        if found is None and entry.isdigit():
             break  # an index the driver does not have: CUDA stops reading there too
-        gpus.append(Gpu(entry, uuid or entry))
+        gpus.append(Gpu(entry, found or entry))
     return gpus
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-# history.csv, one row per epoch: DESIGN.md's six columns, then the validation pass's time.
+# history.csv, one row per epoch (docs/design.md, "Files"): six columns, then the validation pass's time.
 HISTORY_COLUMNS = (
     "epoch",
     "train_loss",

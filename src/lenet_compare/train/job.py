@@ -7,23 +7,37 @@ trainer, load the data, resume from a matching checkpoint, run the epochs.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lenet_compare.core import cli
-from lenet_compare.core.frameworks import FRAMEWORK_NAMES
+from lenet_compare.core import cli, spec
+from lenet_compare.core.frameworks import get
 from lenet_compare.core.spec import LeNetSpec
-from lenet_compare.train import checkpoints, loop, minibatches
-from lenet_compare.train.backends import import_backend
+from lenet_compare.train import checkpoints, divergence, init_weights, loop, minibatches, protocol, scores
+from lenet_compare.train import trainer as base_trainer
 from lenet_compare.train.devices import gpu_not_seen, require_gpu_if_asked, resolve_device
 from lenet_compare.train.gpu_slots import claim_gpu_for_this_process
+from lenet_compare.train.import_backend import import_backend
 
 if TYPE_CHECKING:
     from lenet_compare.train.live import LiveRun
+    from lenet_compare.train.protocol import Backend, Trainer
+
+# The modules besides the framework's backend whose code decides what a training step computes.
+TRAINING_CODE = (loop, minibatches, init_weights, scores, divergence, spec, base_trainer, protocol)
+
+
+def training_code(framework: str) -> list[Path]:
+    """The files whose bytes a checkpoint's fingerprint covers: the framework's backend folder
+    and TRAINING_CODE (checkpoints.fingerprint)."""
+    found = importlib.util.find_spec(get(framework).backend_module)  # found, not imported
+    assert found is not None and found.origin is not None, framework
+    own = sorted(Path(found.origin).parent.glob("*.py"))
+    return own + [Path(str(module.__file__)) for module in TRAINING_CODE]
 
 
 @dataclass
@@ -31,7 +45,7 @@ class Framework:
     """One framework, started in this process."""
 
     name: str
-    backend: ModuleType
+    backend: Backend
     device: str  # "cuda" or "cpu"
     device_name: str
     gpu_claim: object | None  # the GPU's lock, held as long as this object lives
@@ -53,11 +67,11 @@ def start_framework(name: str, train: dict, seed: int, gpu_wait_seconds: float) 
     return Framework(name, backend, device, device_name, gpu_claim)
 
 
-def check_can_run(name: str, backend: ModuleType, device: str, train: dict) -> None:
+def check_can_run(name: str, backend: Backend, device: str, train: dict) -> None:
     """The framework must see the GPU the job was scheduled on, and the chosen training path
     must have what it needs there (backend.preflight), before any work starts."""
     if device == "cuda" and not backend.sees_gpu():
-        raise gpu_not_seen(FRAMEWORK_NAMES[name], backend.gpu_view(), train["device"])
+        raise gpu_not_seen(get(name).name, backend.gpu_view(), train["device"])
     backend.preflight(device, train)
 
 
@@ -65,7 +79,7 @@ def check_can_run(name: str, backend: ModuleType, device: str, train: dict) -> N
 class Run:
     """A finished training run: the trained trainer, one history row per epoch, its checkpoints."""
 
-    trainer: object
+    trainer: Trainer
     rows: list[dict]
     checkpoints: checkpoints.Checkpoints
     steps_per_epoch: int
@@ -91,8 +105,17 @@ def train_run(
         raise AssertionError(f"{framework.name} built {trainer.n_parameters} parameters, spec {spec.n_parameters}")
     trainer.set_training_data(data["x_train"], data["y_train"])
     steps = len(minibatches.batch_slices(len(data["y_train"]), train["batch_size"]))
-    key = checkpoints.fingerprint(framework.name, seed, model, train, data["x_train"], data["y_train"], backend)
-    saved = checkpoints.Checkpoints(checkpoint_dir, key, backend.CHECKPOINT_SUFFIX)
+    key = checkpoints.fingerprint(
+        framework.name,
+        seed,
+        model,
+        train,
+        data["x_train"],
+        data["y_train"],
+        backend.VERSION,
+        training_code(framework.name),
+    )
+    saved = checkpoints.Checkpoints(checkpoint_dir, key)
     rows = loop.run_epochs(trainer, train, data["x_val"], data["y_val"], steps, saved, label=label, live=live)
     return Run(trainer, rows, saved, steps)
 

@@ -19,6 +19,7 @@ from lenet_compare.train import divergence, scores
 if TYPE_CHECKING:
     from lenet_compare.train.checkpoints import Checkpoints
     from lenet_compare.train.live import LiveRun
+    from lenet_compare.train.protocol import Trainer
 
 
 def progress_bar(total: int, epoch: int, epochs: int):
@@ -31,7 +32,7 @@ def progress_bar(total: int, epoch: int, epochs: int):
 
 
 def run_epochs(
-    trainer,
+    trainer: Trainer,
     train: dict,
     x_val: np.ndarray,
     y_val: np.ndarray,

@@ -1,5 +1,5 @@
 """Scores of logits, framework-free: the same numpy code scores the validation and test sets
-of both frameworks."""
+of every framework."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""TensorFlow side, through Keras: LeNet-5 from the spec, one training epoch, prediction, saving.
+"""TensorFlow's backend, through Keras (train.protocol.Backend): LeNet-5 from the spec, one
+training epoch, prediction, saving and loading, and its inference paths.
 
-Imports tensorflow and keras (and never torch): only the train and evaluate steps of framework
-`tensorflow` import this module.
+Imports tensorflow and keras (and no other framework): only the jobs of framework `tensorflow`
+import this module.
 """
 
 from __future__ import annotations
@@ -14,19 +15,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ info and warnings off;
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from lenet_compare.core.atomic import atomic_path, write_npz
+from lenet_compare.core.atomic import atomic_path
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.spec import IMAGE_SIDE, IN_CHANNELS, LeNetSpec, from_channels_last, to_channels_last
 from lenet_compare.train import divergence, minibatches
 from lenet_compare.train.devices import cpu_name
+from lenet_compare.train.protocol import IDIOMATIC, NAIVE, Arrays, InferencePath, Progress
+from lenet_compare.train.trainer import BaseTrainer, head, saved_model, unreadable
 
-CHECKPOINT_SUFFIX = ".npz"
-MODEL_FILE = "model.keras"
 VERSION = tf.__version__
 POOLINGS = {"avg": keras.layers.AveragePooling2D, "max": keras.layers.MaxPooling2D}
 PREDICT_BATCH = 1000
@@ -67,26 +69,22 @@ def build_model(spec: LeNetSpec, head: str = "logits") -> keras.Sequential:
     return keras.Sequential(layers, name="lenet")
 
 
-def _layer_names(spec: LeNetSpec) -> list[str]:
-    return [conv.name for conv in spec.conv_layers] + [name for name, _, _ in spec.dense_layers]
-
-
 def count_parameters(model: keras.Model) -> int:
     return int(model.count_params())
 
 
-def canonical_weights(model: keras.Model, spec: LeNetSpec) -> dict[str, np.ndarray]:
+def canonical_weights(model: keras.Model, spec: LeNetSpec) -> Arrays:
     weights = {}
-    for name in _layer_names(spec):
+    for name in spec.layer_names:
         layer = model.get_layer(name)
         weights[f"{name}.weight"] = np.asarray(layer.kernel.numpy())
         weights[f"{name}.bias"] = np.asarray(layer.bias.numpy())
     return from_channels_last(spec, weights)
 
 
-def load_canonical(model: keras.Model, spec: LeNetSpec, weights: dict[str, np.ndarray]) -> None:
+def load_canonical(model: keras.Model, spec: LeNetSpec, weights: Arrays) -> None:
     keras_weights = to_channels_last(spec, weights)
-    for name in _layer_names(spec):
+    for name in spec.layer_names:
         layer = model.get_layer(name)
         layer.kernel.assign(keras_weights[f"{name}.weight"])
         layer.bias.assign(keras_weights[f"{name}.bias"])
@@ -195,11 +193,6 @@ def compile_model(model: keras.Model, train: dict) -> None:
     )
 
 
-def head(train: dict) -> str:
-    """The output head; only the ablation's article steps use "softmax" (ablation.training_config)."""
-    return train.get("head", "logits")
-
-
 class _Progress(keras.callbacks.Callback):
     """Moves a tqdm bar to the last step Keras finished (it reports once per execution)."""
 
@@ -216,7 +209,8 @@ class _NonFiniteLoss(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.bad_step, self.value = None, None
+        self.bad_step: int | None = None
+        self.value = float("nan")
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -225,7 +219,7 @@ class _NonFiniteLoss(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class Trainer:
+class Trainer(BaseTrainer):
     """Holds the compiled model and the training data; one method per epoch.
 
     Both paths are `model.fit` over the same arrays in the same order: plain (train.fast:
@@ -234,8 +228,10 @@ class Trainer:
     CPU it made an epoch slower (reports/xla.json).
     """
 
-    def __init__(self, spec: LeNetSpec, train: dict, seed: int, device: str, init: dict | None):
-        self.spec, self.train, self.seed, self.device = spec, train, seed, device
+    FRAMEWORK = "tensorflow"
+
+    def __init__(self, spec: LeNetSpec, train: dict, seed: int, device: str, init: Arrays | None):
+        super().__init__(spec, train, seed, device)
         if init is None:
             # init: native, Keras's own initializers (glorot-uniform kernels, zero biases), drawn
             # from the seed: reseeded here so that a second Trainer in one process draws the same.
@@ -249,13 +245,9 @@ class Trainer:
             raise PipelineError(
                 f"train.xla is {train['xla']} but Keras set jit_compile={self.model.jit_compile}; see the warning above"
             )
-        self.x = self.y = None
+        self.x = self.y = np.zeros(0)
 
-    @property
-    def n_parameters(self) -> int:
-        return count_parameters(self.model)
-
-    def canonical_weights(self) -> dict[str, np.ndarray]:
+    def canonical_weights(self) -> Arrays:
         return canonical_weights(self.model, self.spec)
 
     def details(self) -> dict:
@@ -274,21 +266,22 @@ class Trainer:
         # categorical_crossentropy (the softmax head) takes one-hot labels
         self.y = y if head(self.train) == "logits" else np.eye(self.spec.classes, dtype=np.float32)[y]
 
-    def epoch_arrays(self, epoch: int) -> tuple[np.ndarray, np.ndarray, bool]:
-        """The arrays fit walks in epoch ``epoch``, and whether fit shuffles them itself."""
-        if self.train["order"] == "shared":
-            # The epoch's minibatches in the shared order: fit walks the permuted arrays in order.
-            order = minibatches.epoch_permutation(self.seed, epoch, len(self.y))
-            return self.x[order], self.y[order], False
-        if self.train["order"] == "fixed":
-            return self.x, self.y, False  # the data set's order every epoch
-        # fit's own shuffle. Each fit call builds a new dataset whose shuffle op takes its
-        # seed from the global seed, so without a new global seed per epoch every epoch
-        # would repeat the first one's order.
+    def native_order(self, epoch: int, n: int) -> None:
+        """fit's own shuffle (None: fit shuffles). Each fit call builds a new dataset whose shuffle
+        op takes its seed from the global seed, so without a new global seed per epoch every
+        epoch would repeat the first one's order."""
         tf.random.set_seed(minibatches.native_epoch_seed(self.seed, epoch))
-        return self.x, self.y, True
+        return None
 
-    def train_epoch(self, epoch: int, progress=None) -> tuple[float, float, float]:
+    def epoch_arrays(self, epoch: int) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The arrays fit walks in epoch ``epoch`` (the epoch's order applied: fit then walks them
+        in order), and whether fit shuffles them itself."""
+        order = self.epoch_order(epoch, len(self.y))
+        if order is None:
+            return self.x, self.y, True
+        return self.x[order], self.y[order], False
+
+    def train_epoch(self, epoch: int, progress: Progress | None = None) -> tuple[float, float, float]:
         """One pass over the training data; returns (mean loss, accuracy, seconds).
 
         Loss and accuracy are fit's: those of each minibatch at the time it was trained on,
@@ -316,8 +309,9 @@ class Trainer:
         return out
 
     def save(self, model_dir: Path) -> Path:
-        return save_model(self.model, Path(model_dir) / MODEL_FILE)
+        return save_model(self.model, self.model_path(model_dir))
 
+    @property
     def optimizer(self) -> keras.optimizers.Optimizer:
         """The compiled Adam with its variables (moments, step count) created: fit creates them on
         its first step, a checkpoint needs them before."""
@@ -326,28 +320,20 @@ class Trainer:
             optimizer.build(self.model.trainable_variables)
         return optimizer
 
-    def state(self) -> dict[str, np.ndarray]:
+    def state(self) -> Arrays:
         """A copy of the weights and optimizer variables (moments, step count): all that the
         next step depends on."""
-        optimizer = self.optimizer()
+        optimizer = self.optimizer
         arrays = {f"w{i}": np.array(v.numpy()) for i, v in enumerate(self.model.weights)}
         arrays.update({f"o{i}": np.array(v.numpy()) for i, v in enumerate(optimizer.variables)})
         return arrays
 
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        optimizer = self.optimizer()
+    def load_state(self, state: Arrays) -> None:
+        optimizer = self.optimizer
         for i, v in enumerate(self.model.weights):
             v.assign(state[f"w{i}"])
         for i, v in enumerate(optimizer.variables):
             v.assign(state[f"o{i}"])
-
-    def save_checkpoint(self, path: Path) -> None:
-        """The state as arrays, atomically: what resuming after this epoch needs."""
-        write_npz(path, self.state())
-
-    def load_checkpoint(self, path: Path) -> None:
-        with np.load(path, allow_pickle=False) as npz:
-            self.load_state({k: npz[k] for k in npz.files})
 
     def peak_gpu_memory_mb(self) -> float | None:
         if self.device != "cuda":
@@ -369,27 +355,60 @@ def predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x[..., None], batch_size=PREDICT_BATCH, verbose=0), dtype=np.float32)
 
 
-def load_for_inference(model_dir: Path, spec: LeNetSpec, threads: int | None = None) -> keras.Model:
-    """The trained model, on the CPU (10,000 test images take ~1 s)."""
-    configure("cpu", deterministic=True, tf32=False, seed=0, threads=threads)
-    model = load_model(model_dir)
+def load_model(model_dir: Path, spec: LeNetSpec) -> keras.Model:
+    """The trained model; a missing or corrupt file, or one of another spec, is a PipelineError."""
+    path = saved_model(Trainer.FRAMEWORK, model_dir)
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:  # a truncated zip, a foreign file: all mean "retrain"
+        raise unreadable(path, e) from e
     # The .keras file holds its own architecture; check it is the spec's (run.json) network.
     if count_parameters(model) != spec.n_parameters:
         raise PipelineError(
-            f"{Path(model_dir) / MODEL_FILE} has {count_parameters(model)} parameters, its run record's "
+            f"{path} has {count_parameters(model)} parameters, its run record's "
             f"model spec {spec.n_parameters}; rerun the train step"
         )
     return model
 
 
-def load_model(model_dir: Path) -> keras.Model:
-    """The trained model; a missing or corrupt file is a PipelineError."""
-    path = Path(model_dir) / MODEL_FILE
-    if not path.is_file():
-        raise PipelineError(f"{path} is missing; run the train step for this framework and seed first")
-    try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as e:  # a truncated zip, a foreign file: all mean "retrain"
-        raise PipelineError(
-            f"cannot load {path}: {type(e).__name__}: {e}. The file is corrupt; delete it and rerun the train step"
-        ) from e
+def inference_paths(model: keras.Model) -> list[InferencePath]:
+    """Keras's naive (eager) call and its compiled inference paths, on the CPU."""
+    # The serving signature: any batch size, one image channel last. One trace serves both sizes.
+    signature = [tf.TensorSpec((None, IMAGE_SIDE, IMAGE_SIDE, 1), tf.float32)]
+    graph = tf.function(model, input_signature=signature)
+    xla = tf.function(model, input_signature=signature, jit_compile=True)
+    # predict_on_batch runs Keras's own predict function, which Keras compiles with XLA when it
+    # sees a GPU (jit_compile "auto"), even one this CPU-only step hides. Off, so the path is
+    # what its label says; XLA has a path of its own above. force: rebuild a cached one.
+    model.jit_compile = False
+    model.make_predict_function(force=True)
+
+    def channel_last(x: np.ndarray) -> np.ndarray:
+        return x[..., None]  # (N, 28, 28) -> (N, 28, 28, 1), a view
+
+    def naive(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model(channel_last(x), training=False))
+
+    def graph_call(x: np.ndarray) -> np.ndarray:
+        return graph(channel_last(x)).numpy()
+
+    def xla_call(x: np.ndarray) -> np.ndarray:
+        return xla(channel_last(x)).numpy()
+
+    def predict_on_batch(x: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict_on_batch(channel_last(x)))
+
+    sig = "input_signature=[TensorSpec((None, 28, 28, 1))]"
+    return [
+        InferencePath(NAIVE, "model(x, training=False)", naive),
+        InferencePath(IDIOMATIC, f"tf.function(model, {sig})(x)", graph_call),
+        InferencePath(IDIOMATIC, f"tf.function(model, {sig}, jit_compile=True)(x)", xla_call),
+        InferencePath(IDIOMATIC, "model.predict_on_batch(x)", predict_on_batch),
+    ]
+
+
+if TYPE_CHECKING:  # the type checker holds this module to the protocol (make lint)
+    from lenet_compare.train.backends.tensorflow import backend as _this
+    from lenet_compare.train.protocol import Backend
+
+    _conforms: Backend = _this

@@ -1,18 +1,18 @@
-"""PyTorch side: LeNet-5 from the spec, one training epoch, prediction, saving and loading.
+"""PyTorch's backend (train.protocol.Backend): LeNet-5 from the spec, one training epoch,
+prediction, saving and loading, and its inference paths.
 
-Imports torch (and never tensorflow): only the train and evaluate steps of framework `torch`
-import this module.
+Imports torch (and no other framework): only the jobs of framework `torch` import this module.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,18 +21,16 @@ from torch import nn
 from lenet_compare.core.atomic import atomic_write
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.spec import LeNetSpec
-from lenet_compare.train import divergence, minibatches
+from lenet_compare.train import minibatches
 from lenet_compare.train.devices import cpu_name
+from lenet_compare.train.protocol import IDIOMATIC, NAIVE, Arrays, InferencePath, Progress
+from lenet_compare.train.trainer import BaseTrainer, saved_model, unreadable
 
-CHECKPOINT_SUFFIX = ".pt"
-MODEL_FILE = "model.pt"
-VERSION = torch.__version__
+VERSION = str(torch.__version__)
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
 POOLINGS = {"avg": nn.AvgPool2d, "max": nn.MaxPool2d}
 PREDICT_BATCH = 1000
 CPU = torch.device("cpu")
-# Adam's param-group settings that choose how it computes, not what.
-IMPLEMENTATION_KEYS = ("fused", "foreach", "capturable", "differentiable")
 
 
 def build_model(spec: LeNetSpec) -> nn.Sequential:
@@ -49,10 +47,6 @@ def build_model(spec: LeNetSpec) -> nn.Sequential:
         if j < len(dense):
             layers[f"fc_act{j}"] = ACTIVATIONS[spec.activation]()
     return nn.Sequential(layers)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def canonical_weights(model: nn.Module) -> dict[str, np.ndarray]:
@@ -157,7 +151,7 @@ def make_optimizer(model: nn.Module, train: dict) -> torch.optim.Adam:
     )
 
 
-class Trainer:
+class Trainer(BaseTrainer):
     """Holds the model, optimizer and training data on the device; one method per epoch.
 
     Two paths train the same algorithm (same minibatches in the same order, same initial
@@ -170,8 +164,11 @@ class Trainer:
       fused Adam. Python's per-op overhead, not arithmetic, dominates a batch-32 LeNet step.
     """
 
-    def __init__(self, spec: LeNetSpec, train: dict, seed: int, device: str, init: dict | None):
-        self.spec, self.train, self.seed, self.device = spec, train, seed, torch.device(device)
+    FRAMEWORK = "torch"
+
+    def __init__(self, spec: LeNetSpec, train: dict, seed: int, device: str, init: Arrays | None):
+        super().__init__(spec, train, seed, device)
+        self.torch_device = torch.device(device)
         if init is None:
             torch.manual_seed(seed)  # init: native, PyTorch's own initializers, seeded
         self.model = build_model(spec)
@@ -180,14 +177,10 @@ class Trainer:
         self.model.to(device)
         self.optimizer = make_optimizer(self.model, train)
         # The compiled module shares self.model's parameters; predict and save use self.model.
-        self.step_model = torch.compile(self.model) if train["fast"] else self.model
+        self.step_model: nn.Module = torch.compile(self.model) if train["fast"] else self.model  # type: ignore[assignment]
         self.loss_fn = nn.CrossEntropyLoss()
-        self.x = self.y = None
+        self.x = self.y = torch.zeros(0)
         self.step_losses = np.zeros(0, np.float32)  # the last epoch's minibatch losses, in order
-
-    @property
-    def n_parameters(self) -> int:
-        return count_parameters(self.model)
 
     def canonical_weights(self) -> dict[str, np.ndarray]:
         return canonical_weights(self.model)
@@ -202,30 +195,22 @@ class Trainer:
             "train_path": path,
             "threads": thread_counts(),
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
-            "cudnn_version": torch.backends.cudnn.version() if self.device.type == "cuda" else None,
+            "cudnn_version": torch.backends.cudnn.version() if self.device == "cuda" else None,
         }
 
     def set_training_data(self, x: np.ndarray, y: np.ndarray) -> None:
         """Keep the whole training split on the device as one tensor: no per-batch DataLoader."""
-        self.x = torch.from_numpy(x).unsqueeze(1).to(self.device)  # (N, 1, 28, 28)
-        self.y = torch.from_numpy(y).to(self.device)
+        self.x = torch.from_numpy(x).unsqueeze(1).to(self.torch_device)  # (N, 1, 28, 28)
+        self.y = torch.from_numpy(y).to(self.torch_device)
 
-    def epoch_order(self, epoch: int) -> torch.Tensor:
-        n = len(self.y)
-        if self.train["order"] == "shared":
-            return torch.from_numpy(minibatches.epoch_permutation(self.seed, epoch, n)).to(self.device)
-        if self.train["order"] == "fixed":
-            # DataLoader(shuffle=False), the article's PyTorch code: the data set's order every epoch.
-            return torch.arange(n, device=self.device)
-        # Like a DataLoader(shuffle=True) with a seeded generator: one randperm per epoch. The
-        # generator gets its own seed per epoch (minibatches.native_epoch_seed, as on the Keras
-        # side), so the order never reuses the random numbers that drew the initial weights.
+    def native_order(self, epoch: int, n: int) -> np.ndarray:
+        """Like a DataLoader(shuffle=True) with a seeded generator: one randperm per epoch."""
         generator = torch.Generator().manual_seed(minibatches.native_epoch_seed(self.seed, epoch))
-        return torch.randperm(n, generator=generator).to(self.device)
+        return torch.randperm(n, generator=generator).numpy()
 
     def batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """This path's minibatches of epoch ``epoch``, in training order, as device tensors."""
-        order = self.epoch_order(epoch)
+        order = torch.from_numpy(self.epoch_order(epoch, len(self.y))).to(self.torch_device)
         slices = minibatches.batch_slices(len(order), self.train["batch_size"])
         if self.train["fast"]:
             x, y = self.x.index_select(0, order), self.y.index_select(0, order)
@@ -247,71 +232,67 @@ class Trainer:
         with torch.no_grad():
             return loss.detach(), (logits.argmax(1) == yb).sum()
 
-    def train_epoch(self, epoch: int, progress=None) -> tuple[float, float, float]:
-        """One pass over the training data; returns (mean loss, accuracy, seconds).
-
-        Loss and accuracy are those of each minibatch at the time it was trained on, averaged
-        over all images (what Keras's fit reports too). The per-step losses are kept in
-        ``self.step_losses``.
-        """
+    def train_epoch(self, epoch: int, progress: Progress | None = None) -> tuple[float, float, float]:
+        """One pass over the training data; returns (mean loss, accuracy, seconds)
+        (BaseTrainer.epoch_result). The per-step losses are kept in ``self.step_losses``."""
         self.step_model.train()
         start = time.perf_counter()
         n = len(self.y)
         slices = minibatches.batch_slices(n, self.train["batch_size"])
         # Collected on the device: no GPU-to-CPU sync per step.
-        losses = torch.empty(len(slices), device=self.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.device)
+        losses = torch.empty(len(slices), device=self.torch_device)
+        correct = torch.zeros((), dtype=torch.int64, device=self.torch_device)
         for i, (xb, yb) in enumerate(self.batches(epoch)):
             losses[i], batch_correct = self.step(xb, yb)
             correct += batch_correct
             if progress is not None:
                 progress.update(1)
         self.step_losses = losses.cpu().numpy()
-        bad = np.flatnonzero(~np.isfinite(self.step_losses))
-        if bad.size:
-            raise divergence.non_finite_loss(epoch, int(bad[0]) + 1, len(slices), float(self.step_losses[bad[0]]))
-        sizes = np.array([b.stop - b.start for b in slices], np.float64)
-        loss_mean = float(self.step_losses.astype(np.float64) @ sizes / n)
-        acc = correct.item() / n
-        if self.device.type == "cuda":
+        loss_mean, acc = self.epoch_result(epoch, self.step_losses, int(correct.item()), n)
+        if self.device == "cuda":
             torch.cuda.synchronize()
         return loss_mean, acc, time.perf_counter() - start
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return predict(self.model, x, self.device)
+        return predict(self.model, x, self.torch_device)
 
     def save(self, model_dir: Path) -> Path:
-        path = Path(model_dir) / MODEL_FILE
+        path = self.model_path(model_dir)
         with atomic_write(path) as f:
             torch.save(self.model.state_dict(), f)
         return path
 
-    def state(self) -> dict:
-        """A copy of the weights and optimizer state: all that the next step depends on."""
-        return copy.deepcopy({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()})
+    def state(self) -> Arrays:
+        """A copy of the weights ("model.conv1.weight", ...) and of Adam's state per parameter
+        ("optimizer.0.exp_avg", ...; step, moments): all that the next step depends on."""
+        arrays = {f"model.{k}": v.detach().cpu().numpy().copy() for k, v in self.model.state_dict().items()}
+        for i, param_state in self.optimizer.state_dict()["state"].items():
+            for k, v in param_state.items():
+                arrays[f"optimizer.{i}.{k}"] = v.detach().cpu().numpy().copy()
+        return arrays
 
-    def load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        # load_state_dict takes every setting of the saved param groups, the implementation
-        # (fused or not) included; that stays this trainer's, so a plain path's state loads
-        # into a fast trainer as numbers only.
-        implementation = [{k: g[k] for k in IMPLEMENTATION_KEYS if k in g} for g in self.optimizer.param_groups]
-        self.optimizer.load_state_dict(copy.deepcopy(state["optimizer"]))
-        for group, keep in zip(self.optimizer.param_groups, implementation, strict=True):
-            group.update(keep)
-
-    def save_checkpoint(self, path: Path) -> None:
-        """Weights and optimizer state, atomically: what resuming after this epoch needs."""
-        with atomic_write(path) as f:
-            torch.save(self.state(), f)
-
-    def load_checkpoint(self, path: Path) -> None:
-        self.load_state(torch.load(path, map_location=self.device, weights_only=True))
+    def load_state(self, state: Arrays) -> None:
+        self.model.load_state_dict(
+            {
+                k.removeprefix("model."): torch.from_numpy(np.array(v))
+                for k, v in state.items()
+                if k.startswith("model.")
+            }
+        )
+        # This optimizer's own param groups (lr, betas, eps and its implementation: fused or not)
+        # with the saved numbers, so a plain path's state loads into a fast trainer as numbers only.
+        optimizer = self.optimizer.state_dict()
+        optimizer["state"] = {}
+        for k, v in state.items():
+            if k.startswith("optimizer."):
+                _, i, name = k.split(".", 2)
+                optimizer["state"].setdefault(int(i), {})[name] = torch.from_numpy(np.array(v))
+        self.optimizer.load_state_dict(optimizer)
 
     def peak_gpu_memory_mb(self) -> float | None:
-        if self.device.type != "cuda":
+        if self.device != "cuda":
             return None
-        return torch.cuda.max_memory_allocated(self.device) / 2**20
+        return torch.cuda.max_memory_allocated(self.torch_device) / 2**20
 
 
 @torch.no_grad()
@@ -325,25 +306,48 @@ def predict(model: nn.Module, x: np.ndarray, device: torch.device = CPU) -> np.n
     return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
 
 
-@torch.no_grad()
-def load_for_inference(model_dir: Path, spec: LeNetSpec, threads: int | None = None) -> nn.Module:
-    """The trained model on the CPU in evaluation mode (10,000 test images take ~1 s)."""
-    configure("cpu", deterministic=True, tf32=False, seed=0, threads=threads)
-    return load_model(model_dir, spec).eval()
-
-
 def load_model(model_dir: Path, spec: LeNetSpec) -> nn.Module:
-    """The trained model on the CPU; a missing or corrupt file is a PipelineError."""
-    path = Path(model_dir) / MODEL_FILE
-    if not path.is_file():
-        raise PipelineError(f"{path} is missing; run the train step for this framework and seed first")
+    """The trained model on the CPU, in evaluation mode; a missing or corrupt file is a PipelineError."""
+    path = saved_model(Trainer.FRAMEWORK, model_dir)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = build_model(spec)
         model.load_state_dict(state)
     except Exception as e:  # a truncated zip, foreign pickle or other tensors: all mean "retrain"
-        raise PipelineError(
-            f"cannot load {path}: {type(e).__name__}: {e}. The file is corrupt or from another model "
-            "spec; delete it and rerun the train step"
-        ) from e
-    return model
+        raise unreadable(path, e) from e
+    return model.eval()
+
+
+def inference_paths(model: nn.Module) -> list[InferencePath]:
+    """PyTorch's naive call and its idiomatic inference paths, on the model's device (the CPU)."""
+    model.eval()
+    # dynamic=False: one static graph per batch size. The default (dynamic=None) would recompile
+    # with symbolic shapes at the second size, and time a more general kernel at both.
+    compiled = torch.compile(model, dynamic=False)
+
+    def tensor(x: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(x).unsqueeze(1)  # (N, 28, 28) -> (N, 1, 28, 28), no copy
+
+    def naive(x: np.ndarray) -> np.ndarray:
+        return model(tensor(x)).detach().numpy()  # autograd records the graph; detach to read it
+
+    def inference_mode(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(tensor(x)).numpy()
+
+    def compiled_call(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return compiled(tensor(x)).numpy()
+
+    return [
+        InferencePath(NAIVE, "model(x)", naive),
+        InferencePath(IDIOMATIC, "with torch.inference_mode(): model(x)", inference_mode),
+        InferencePath(IDIOMATIC, "with torch.inference_mode(): torch.compile(model, dynamic=False)(x)", compiled_call),
+    ]
+
+
+if TYPE_CHECKING:  # the type checker holds this module to the protocol (make lint)
+    from lenet_compare.train.backends.torch import backend as _this
+    from lenet_compare.train.protocol import Backend
+
+    _conforms: Backend = _this
