@@ -119,7 +119,8 @@ def make_workspace(dest: Path, params: dict | None = None, keep_benchmark: bool 
 
 @pytest.fixture(scope="session")
 def snakemake_tiny_run(tmp_path_factory) -> tuple[Path, str]:
-    """The whole tiny DAG under `snakemake --cores 2`, every framework (jax too) on 2 seeds:
+    """The whole tiny DAG under `snakemake --cores 2`, every registered framework (the NumPy
+    reference too) on 2 seeds:
     (the workspace, Snakemake's output, stderr and stdout as one stream in the order written).
 
     Shared by the tests that read a Snakemake run (tests/test_report_pipeline.py,

@@ -98,6 +98,18 @@ REGISTRY: tuple[Framework, ...] = (
         },
         packages=("jax", "jaxlib", "flax", "optax"),
     ),
+    Framework(
+        key="numpy",
+        name="NumPy float64 reference",
+        short="NP",
+        title="a NumPy reference",
+        color="#CC79A7",  # reddish purple
+        model_file="model.npz",
+        variants={PLAIN: "the float64 NumPy reference (train.fast has no effect)"},
+        baselines=(),
+        packages=("numpy",),
+        default=False,
+    ),
 )
 
 BY_KEY: dict[str, Framework] = {f.key: f for f in REGISTRY}
