@@ -6,6 +6,7 @@ missing or is unknown fails. Also the marker helper both doc tools share (lenet_
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import shutil
@@ -113,6 +114,54 @@ def test_the_counts_and_defaults_come_from_the_code():
     runs = sum(len(runs_to_train(SOURCES.params, f)) for f in PAIR)  # 6 with the default params
     jobs = runs * len(SOURCES.demo["ablation_seeds"])
     assert f"{jobs} `ablation_train` ({runs} runs per seed)" in tool.demo_jobs(SOURCES)
+
+
+def test_the_lists_of_frameworks_come_from_the_registry():
+    table = tool.framework_table(SOURCES)
+    for f in SOURCES.registry:
+        assert f"| `{f.key}` | {f.name} | `{f.backend_dir}/` | `{f.model_file}` |" in table
+        assert f"{f.name} (`{f.key}`)" in tool.readme_frameworks(SOURCES)
+    # A new framework is a new registry row, and so a new row of the table and a new name in the README.
+    extra = dataclasses.replace(SOURCES.registry[0], key="mxnet", name="MXNet", model_file="model.params")
+    src = SOURCES._replace(registry=(*SOURCES.registry, extra))
+    row = "| `mxnet` | MXNet | `src/lenet_compare/train/backends/mxnet/` | `model.params` | no |"
+    assert row in tool.framework_table(src)
+    readme = tool.readme_frameworks(src)
+    assert "MXNet (`mxnet`)" in readme and "`mxnet` only when listed there" in readme
+    src = with_params(frameworks=[f.key for f in SOURCES.registry])
+    assert "trains every one of them by default" in tool.readme_frameworks(src)
+
+
+def test_the_slurm_example_counts_its_jobs_from_the_params():
+    n, seeds = len(SOURCES.params["frameworks"]), tool.SLURM_SEEDS
+    assert f"that is {seeds * n} training jobs of one GPU each" in tool.slurm_jobs(SOURCES)
+    text = tool.slurm_jobs(with_params(frameworks=["torch", "tensorflow"]))
+    assert f"that is {2 * seeds} training jobs of one GPU each and {2 * seeds} evaluation jobs" in text
+    runs = sum(len(runs_to_train(SOURCES.params, f)) for f in PAIR)
+    assert f"{runs} per seed of `ablation.seeds`" in text
+
+
+def with_seed_scaling(jobs: dict[int, int]) -> tuple:
+    """SOURCES with reports/benchmark.json's seeds-scaling runs replaced: seeds -> jobs."""
+    artifacts = copy.deepcopy(SOURCES.artifacts)
+    artifacts["benchmark"]["pipeline"]["seeds_scaling"]["runs"] = [
+        {"seeds": n, "jobs": j, "seconds": 1.0} for n, j in jobs.items()
+    ]
+    return SOURCES._replace(artifacts=artifacts)
+
+
+def test_the_benchmark_dag_is_read_off_its_job_counts():
+    # Each seed adds init and a train and an evaluate per framework: 5 jobs for two frameworks, 7 for three.
+    two = with_seed_scaling({1: 16, 2: 21, 4: 31, 8: 51})
+    assert "11 jobs plus 5 per seed" in tool.benchmark_dag(two) and "a DAG of 2 frameworks" in tool.benchmark_dag(two)
+    text = tool.benchmark_dag(two._replace(params=with_params(frameworks=["torch", "tensorflow"]).params))
+    assert "That is today's default too" in text
+    three = with_seed_scaling({1: 18, 2: 25, 4: 39})
+    text = tool.benchmark_dag(three._replace(params=with_params(frameworks=["torch", "tensorflow"]).params))
+    assert "a DAG of 3 frameworks" in text and "Today's default trains 2" in text
+    # Counts that no number of frameworks explains stop the tool.
+    with pytest.raises(PipelineError, match="benchmark_dag"):
+        tool.benchmark_dag(with_seed_scaling({1: 16, 2: 21, 4: 32}))
 
 
 def test_a_param_without_a_meaning_stops_the_tool():

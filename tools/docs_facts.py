@@ -1,7 +1,8 @@
 """Write the facts that the docs quote from the code and from the committed artifacts.
 
 A number in the docs is a fact written twice, and the copy drifts. So the docs hold a default
-of params.yaml, a count the code derives from them (the ablation's runs, the demo's jobs) or a
+of params.yaml, a count the code derives from them (the ablation's runs, the demo's jobs, a
+Slurm study's jobs), the registry's list of frameworks (lenet_compare.core.frameworks) or a
 number measured in a committed artifact (reports/*.json) only inside a marked block that this
 tool writes (the wall-time table has its own tool, tools/wall_times.py):
 
@@ -12,7 +13,7 @@ tool writes (the wall-time table has its own tool, tools/wall_times.py):
 Everything else in the docs links the artifact or says it in words. Edit the wording of a block
 here, never in the page; a new params.yaml key in a table's section stops this tool until it
 has a meaning below. Run it after changing params.yaml, the ablation's factors, the demo's
-subset or a committed artifact, and commit the pages; tests/test_docs_facts.py fails while a
+subset, the registry or a committed artifact, and commit the pages; tests/test_docs_facts.py fails while a
 block differs from what this tool would write now.
 
     python tools/docs_facts.py            # rewrite every block
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import itertools
 import json
 import math
 import statistics
@@ -38,7 +40,7 @@ from lenet_compare.core import article, doc_blocks, layout
 from lenet_compare.core.atomic import write_text
 from lenet_compare.core.config import load_params
 from lenet_compare.core.errors import PipelineError
-from lenet_compare.core.frameworks import FRAMEWORK_NAMES
+from lenet_compare.core.frameworks import FRAMEWORK_NAMES, REGISTRY, Framework
 from lenet_compare.report.common import headline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,13 +72,13 @@ MEANINGS = {
         "`fixed`: the data set's order every epoch, as the article's PyTorch `DataLoader(shuffle=False)`",
         "device": "`auto` uses a GPU when one is visible; `cpu`; `cuda` stops at once when no GPU is visible",
         "deterministic": "deterministic kernels in every framework (see [Determinism](#determinism))",
-        "tf32": "TensorFloat-32 matmuls on Ampere and later GPUs; off, every framework computes in float32",
+        "tf32": "TensorFloat-32 matmuls on Ampere and later GPUs; off, no framework lowers float32 matmuls to TF32",
         "fast": "each framework's fastest path that trains the same algorithm (see [Fast paths](#fast-paths)); "
         "`false`: the plain loop",
         "threads": "CPU threads per training and evaluation job, set inside each step for every framework; "
         "also the `threads:` of those Snakemake rules ([performance.md](performance.md#threads-per-job))",
-        "xla": "Keras's `jit_compile` (XLA) for training; PyTorch has no such switch, and JAX always compiles "
-        "with XLA (it ignores the value). It needs "
+        "xla": "Keras's `jit_compile` (XLA) for training; every other framework ignores it (PyTorch has no such "
+        "switch, JAX always compiles with XLA). It needs "
         "`train.deterministic: false`; on a CPU it made Keras's epochs slower "
         "([performance.md](performance.md#why-the-fast-paths-are-faster))",
     },
@@ -84,7 +86,7 @@ MEANINGS = {
 
 
 class Sources(NamedTuple):
-    """What the blocks are written from: the params, the committed artifacts, the demo's subset."""
+    """What the blocks are written from: the params, the committed artifacts, the demo's subset, the registry."""
 
     params: dict
     artifacts: dict[str, dict]  # reports/<name>.json by name
@@ -92,6 +94,7 @@ class Sources(NamedTuple):
     demo: dict  # tools/demo.py's DEMO
     demo_params: Callable[[dict], dict]
     metrics_path: Path  # reports/metrics.json, which the headline reads itself
+    registry: tuple[Framework, ...] = REGISTRY  # lenet_compare.core.frameworks: one row per framework
 
 
 class Block(NamedTuple):
@@ -262,6 +265,101 @@ def demo_jobs(src: Sources) -> str:
     )
 
 
+def framework_table(src: Sources) -> str:
+    """The registry, one row per framework: what a page that lists the frameworks shows."""
+    default = src.params["frameworks"]
+    rows = [
+        f"| `{f.key}` | {f.name} | `{f.backend_dir}/` | `{f.model_file}` | {'yes' if f.key in default else 'no'} |"
+        for f in src.registry
+    ]
+    return "\n".join(
+        [
+            "| key | name | backend folder | saved model | in params.yaml's `frameworks` |",
+            "|---|---|---|---|---|",
+            *rows,
+        ]
+    )
+
+
+def readme_frameworks(src: Sources) -> str:
+    """The README's one sentence on which frameworks there are and which the defaults train."""
+    default = [f for f in src.registry if f.key in src.params["frameworks"]]
+    others = [f for f in src.registry if f.key not in src.params["frameworks"]]
+    known = words([f"{f.name} (`{f.key}`)" for f in src.registry])
+    if not others:
+        return f"The frameworks: {known}; `params.yaml`'s `frameworks` trains every one of them by default."
+    return (
+        f"The frameworks: {known}. `params.yaml`'s `frameworks` trains {words([f.name for f in default])} by "
+        f"default; {words([f'`{f.key}`' for f in others])} only when listed there."
+    )
+
+
+# The Slurm page's example: a study of this many seeds on a cluster.
+SLURM_SEEDS = 12
+
+
+def slurm_jobs(src: Sources) -> str:
+    """The Slurm page's example: how many jobs a study of SLURM_SEEDS seeds submits with today's params."""
+    p = src.params
+    frameworks = p["frameworks"]
+    pair = [f for f in article.PAIR if f in frameworks]
+    runs_per_seed = sum(len(factors.runs_to_train(p, f)) for f in pair)
+    n_train = SLURM_SEEDS * len(frameworks)
+    seeds = ", ".join(str(s) for s in range(SLURM_SEEDS))
+    return "\n".join(
+        [
+            "```bash",
+            f"# in params.yaml: seeds: [{seeds}]   (ablation.seeds: any subset of them)",
+            "source .venv/bin/activate           # the jobs inherit this environment",
+            "snakemake --profile profiles/slurm  # in tmux or screen: it must stay up until the last job ends",
+            "```",
+            "",
+            f"With {SLURM_SEEDS} seeds and the {len(frameworks)} frameworks of params.yaml's `frameworks` "
+            f"({code_list(frameworks)}) that is {n_train} training jobs of one GPU each and {n_train} evaluation "
+            f"jobs, plus the ablation's training jobs, one GPU each: {runs_per_seed} per seed of `ablation.seeds` "
+            "with the default `ablation.steps`, one per run of the article's two frameworks "
+            "([protocol.md](protocol.md#the-articles-setup-explained)).",
+        ]
+    )
+
+
+def benchmark_dag(src: Sources) -> str:
+    """Which DAG the benchmark's pipeline measurements ran: its frameworks, read off its job counts.
+
+    Each seed adds one `init` job and a `train` and an `evaluate` job per framework; the rest
+    (download, prepare, the ablation's runs on its fixed seeds, the two reports, `all`) does not
+    grow with the seeds. So the counts are fixed + (1 + 2 F) N for N seeds and F frameworks.
+    """
+    bench = src.artifacts["benchmark"]
+    runs = sorted(bench["pipeline"]["seeds_scaling"]["runs"], key=lambda r: r["seeds"])
+    if len(runs) < 2:
+        raise PipelineError("reports/benchmark.json's seeds_scaling has fewer than two seed counts")
+    slopes = {(b["jobs"] - a["jobs"]) / (b["seeds"] - a["seeds"]) for a, b in itertools.pairwise(runs)}
+    per_seed = slopes.pop() if len(slopes) == 1 else None
+    if per_seed is None or per_seed != int(per_seed) or per_seed < 3 or int(per_seed) % 2 != 1:
+        raise PipelineError(
+            "reports/benchmark.json's seeds_scaling job counts do not grow by 1 + 2 x frameworks per seed: "
+            "tools/docs_facts.py's benchmark_dag needs a new reading"
+        )
+    per_seed = int(per_seed)
+    n = (per_seed - 1) // 2
+    fixed = runs[0]["jobs"] - per_seed * runs[0]["seeds"]
+    now = src.params["frameworks"]
+    counts = words([f"{r['jobs']} for {r['seeds']} seed{'s' * (r['seeds'] != 1)}" for r in runs])
+    text = (
+        f"The engines' overhead and the scaling with seeds in [reports/benchmark.md](../reports/benchmark.md) "
+        f"(measured {bench['created'][:10]}) ran tiny copies of the pipeline whose DAG had the default "
+        f"`frameworks` of that time. Its job counts ({counts}) are {fixed} jobs plus {per_seed} per seed, one "
+        f"`init` and a `train` and an `evaluate` per framework: a DAG of {n} framework{'s' * (n != 1)}."
+    )
+    if n == len(now):
+        return text + f" That is today's default too ({code_list(now)})."
+    return (
+        text + f" Today's default trains {len(now)} ({code_list(now)}), whose DAG adds {1 + 2 * len(now)} jobs per "
+        "seed; those numbers have not been measured again for it (`make benchmark` would)."
+    )
+
+
 BLOCKS = (
     Block("model-params", "docs/protocol.md", "params.yaml", model_params),
     Block("train-params", "docs/protocol.md", "params.yaml and lenet_compare.core.article", train_params),
@@ -270,6 +368,10 @@ BLOCKS = (
     Block("headline", "docs/experiments.md", "reports/metrics.json", baseline_headline),
     Block("machine", "docs/performance.md", "reports/{benchmark,threads,xla,wall_times}.json", machine),
     Block("demo", "docs/snakemake.md", "tools/demo.py, params.yaml and lenet_compare.ablation.factors", demo_jobs),
+    Block("frameworks", "docs/design.md", "lenet_compare.core.frameworks and params.yaml", framework_table),
+    Block("readme-frameworks", "README.md", "lenet_compare.core.frameworks and params.yaml", readme_frameworks),
+    Block("slurm-jobs", "docs/slurm-and-gpus.md", "params.yaml and lenet_compare.ablation.factors", slurm_jobs),
+    Block("benchmark-dag", "docs/performance.md", "reports/benchmark.json and params.yaml", benchmark_dag),
 )
 # Pages that may hold blocks: a facts: block anywhere else, or one this tool does not know, fails the check.
 PAGES = ("README.md", *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")))

@@ -21,5 +21,6 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     fi
     have_all && exit 0
 fi
-echo "warning: $dir lacks the Fashion-MNIST files; without internet the download step will fail." >&2
+echo "warning: $dir lacks the Fashion-MNIST files; without internet the download step will fail," >&2
+echo "         and the tests, which read only this folder, skip every end-to-end test." >&2
 echo "         Install them with: sudo apt-get install $pkg" >&2
