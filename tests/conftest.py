@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -92,6 +93,24 @@ def run(
             f"{cmd} failed with exit {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
         )
     return result
+
+
+def run_probes(script: str, frameworks, args: list[str], out_dir: Path) -> dict[str, dict[str, np.ndarray]]:
+    """``python script FRAMEWORK *args OUT`` for every framework, side by side, one process each (no
+    two frameworks share a process); each writes OUT, an .npz: {framework: its arrays}."""
+    procs = {
+        fw: subprocess.Popen(
+            [sys.executable, script, fw, *args, str(out_dir / f"{fw}.npz")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for fw in frameworks
+    }
+    for fw, proc in procs.items():
+        output, _ = proc.communicate(timeout=600)
+        assert proc.returncode == 0, f"{fw} probe failed:\n{output[-5000:]}"
+    return {fw: dict(np.load(out_dir / f"{fw}.npz")) for fw in frameworks}
 
 
 def make_workspace(dest: Path, params: dict | None = None, keep_benchmark: bool = False) -> Path:

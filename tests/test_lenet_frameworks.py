@@ -20,14 +20,13 @@ one machine printed (CPUs differ in kernels and instruction sets, so their last 
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import CUSTOM_MODEL
+from conftest import CUSTOM_MODEL, run_probes
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("torch", "tensorflow", "jax")
@@ -126,20 +125,7 @@ def probe(framework: str, cache: Path, out: Path) -> None:
 @pytest.fixture(scope="module")
 def probes(small_cache, tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     """Every framework's probe, run side by side, one subprocess each."""
-    out_dir = tmp_path_factory.mktemp("probes")
-    procs = {
-        fw: subprocess.Popen(
-            [sys.executable, __file__, fw, str(small_cache), str(out_dir / f"{fw}.npz")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for fw in FRAMEWORKS
-    }
-    for fw, proc in procs.items():
-        output, _ = proc.communicate(timeout=600)
-        assert proc.returncode == 0, f"{fw} probe failed:\n{output}"
-    return {fw: dict(np.load(out_dir / f"{fw}.npz")) for fw in FRAMEWORKS}
+    return run_probes(__file__, FRAMEWORKS, [str(small_cache)], tmp_path_factory.mktemp("probes"))
 
 
 def spec_of(model: dict):

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import CUSTOM_MODEL
 
 from lenet_compare.core.errors import PipelineError
 from lenet_compare.core.spec import LeNetSpec
@@ -114,17 +115,7 @@ def test_forward_is_the_spec(pooling, activation, padding):
 
 
 def test_forward_of_the_default_spec_with_three_convs():
-    spec = LeNetSpec.from_params(
-        {
-            "conv_channels": [4, 8, 16],
-            "kernel_size": 3,
-            "conv_padding": [0, 2, 1],
-            "pooling": "max",
-            "activation": "tanh",
-            "hidden": [32],
-            "classes": 10,
-        }
-    )
+    spec = LeNetSpec.from_params(CUSTOM_MODEL)
     w = weights64(spec)
     x, _ = images(3)
     np.testing.assert_allclose(ref.forward(spec, w, x), direct_logits(spec, w, x), rtol=1e-12, atol=1e-12)

@@ -32,14 +32,13 @@ the same predictions.
 from __future__ import annotations
 
 import importlib
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import CUSTOM_MODEL, DEBIAN_DIR
+from conftest import CUSTOM_MODEL, DEBIAN_DIR, run_probes
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMEWORKS = ("torch", "tensorflow", "jax")
@@ -186,20 +185,7 @@ def data(request, tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
 @pytest.fixture(scope="module")
 def probes(data, tmp_path_factory) -> dict[str, dict[str, np.ndarray]]:
     """Every framework's probe, side by side, one subprocess each."""
-    out_dir = tmp_path_factory.mktemp("oracle-probes")
-    procs = {
-        fw: subprocess.Popen(
-            [sys.executable, __file__, fw, str(data[0]), str(out_dir / f"{fw}.npz")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for fw in FRAMEWORKS
-    }
-    for fw, proc in procs.items():
-        output, _ = proc.communicate(timeout=600)
-        assert proc.returncode == 0, f"{fw} probe failed:\n{output[-5000:]}"
-    return {fw: dict(np.load(out_dir / f"{fw}.npz")) for fw in FRAMEWORKS}
+    return run_probes(__file__, FRAMEWORKS, [str(data[0])], tmp_path_factory.mktemp("oracle-probes"))
 
 
 class Reference:
